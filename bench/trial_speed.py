@@ -1,0 +1,51 @@
+"""Seconds per quick trial, per case, on one CPU core (the budget a sweep slot gets).
+
+    python bench/trial_speed.py [--profile quick] [--seed 0] [CASE ...]
+
+Prints one row per case and trial (baseline, documented fix) with the wall seconds, seconds per epoch and the
+outcome, then the machine. Aim: every quick trial under about 10 s, so one case's sweep fits minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+
+import torch
+
+from search.trial import run_trial
+from spaces import CASES, get_case
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cases", nargs="*", default=sorted(CASES))
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    print(f"{'case':<24} {'trial':<9} {'seconds':>8} {'s/epoch':>8} {'epochs':>6}  outcome")
+    for name in args.cases:
+        case = get_case(name)
+        for role, overrides in (("baseline", {}), ("fix", case.fix)):
+            result = run_trial(case, overrides, seed=args.seed, profile=args.profile, device="cpu", threads=1)
+            per_epoch = result.seconds / max(result.epochs, 1)
+            print(
+                f"{name:<24} {role:<9} {result.seconds:8.2f} {per_epoch:8.4f} {result.epochs:6d}  {result.outcome}",
+                flush=True,
+            )
+    print(f"\nmachine: {machine()}; one torch thread per trial")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""The ``overfit`` command line: list cases, run one trial, diagnose a case's baseline.
+
+Every bad input (unknown case, bad factor value, malformed ``--set``) ends in one line on stderr that says what
+must hold and echoes the value, with exit status 2, before any training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from spaces import CASES, PROFILES, Case, CaseError, FactorError, get_case
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (CaseError, FactorError, ValueError) as exc:
+        print(f"overfit: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("overfit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="overfit", description="Find which change lets a failing autoencoder memorise its data."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    cases = commands.add_parser("cases", help="list the documented failure cases")
+    cases.add_argument("--json", action="store_true", help="print JSON")
+    cases.set_defaults(run=_cmd_cases)
+
+    trial = commands.add_parser("trial", help="train one config of a case and judge it")
+    trial.add_argument("case", help="a case name, or your own as file.py:NAME or module:NAME")
+    trial.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FACTOR=VALUE",
+        help="change one factor from the case's baseline (repeatable)",
+    )
+    trial.add_argument("--fix", action="store_true", help="apply the case's documented fix first")
+    _common(trial)
+    trial.set_defaults(run=_cmd_trial)
+
+    diagnose = commands.add_parser("diagnose", help="run a case's baseline, name its symptoms, try the documented fix")
+    diagnose.add_argument("cases", nargs="*", metavar="CASE", help="case names (or file.py:NAME)")
+    diagnose.add_argument("--all", action="store_true", help="every documented case")
+    diagnose.add_argument("--no-fix", action="store_true", help="run the baseline only")
+    _common(diagnose)
+    diagnose.set_defaults(run=_cmd_diagnose)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="seeds data, weights and batch order (default 0)")
+    parser.add_argument("--profile", choices=PROFILES, default="quick", help="training budget (default quick)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, as in a sweep)")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def parse_overrides(case: Case, items: Sequence[str]) -> dict[str, Any]:
+    """``["lr=1e-3", ...]`` as validated factor values for ``case``."""
+    overrides = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set takes FACTOR=VALUE, got {item!r}")
+        overrides[name.strip()] = case.factor(name.strip()).validate(value)
+    return overrides
+
+
+def _cmd_cases(args: argparse.Namespace) -> int:
+    cases = [get_case(name) for name in _builtin_names()]
+    if args.json:
+        print(json.dumps([case.describe() for case in cases], indent=2))
+        return 0
+    width = max(len(case.name) for case in cases)
+    for case in cases:
+        fix = " ".join(f"{k}={v}" for k, v in case.fix.items())
+        print(f"{case.name:<{width}}  {case.symptom:<11}  fix: {fix:<28}  {case.title}")
+    return 0
+
+
+def _cmd_trial(args: argparse.Namespace) -> int:
+    from search.trial import run_trial
+
+    case = get_case(args.case)
+    overrides = dict(case.fix) if args.fix else {}
+    overrides.update(parse_overrides(case, args.overrides))
+    result = run_trial(case, overrides, seed=args.seed, profile=args.profile, device=args.device, threads=args.threads)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(_describe(result, case))
+    return 0
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from search.trial import run_trial
+
+    if args.all == bool(args.cases):
+        raise ValueError("name the cases to diagnose or pass --all, not both")
+    cases = [get_case(name) for name in args.cases] if args.cases else [get_case(n) for n in _builtin_names()]
+    reports = []
+    for case in cases:
+        runs = [("baseline", {})] + ([] if args.no_fix else [("fix", dict(case.fix))])
+        for role, overrides in runs:
+            result = run_trial(
+                case, overrides, seed=args.seed, profile=args.profile, device=args.device, threads=args.threads
+            )
+            reports.append({"role": role, **result.to_json()})
+            if not args.json:
+                print(_describe_line(result, case, role), flush=True)
+    if args.json:
+        print(json.dumps(reports, indent=2))
+    return 0
+
+
+def _builtin_names() -> list[str]:
+    return list(CASES)
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value != value else f"{value:.3g}"
+
+
+def _describe(result, case: Case) -> str:
+    config = " ".join(f"{k}={v}" for k, v in result.config.items())
+    verdict = (
+        f"fixed: relative error {_fmt(result.rel_error)} < threshold {case.threshold:g}"
+        if result.fixed
+        else f"not fixed: relative error {_fmt(result.rel_error)}, threshold {case.threshold:g}"
+    )
+    lines = [
+        f"{result.case}  seed {result.seed}  profile {result.profile}  on {result.device}",
+        f"  config    {config}",
+        f"  outcome   {result.outcome}  ({verdict})",
+        f"  error     relative {_fmt(result.rel_error)} (best {_fmt(result.best_rel_error)})  mse {_fmt(result.mse)}",
+        f"  ran       {result.epochs} epochs in {result.seconds:.1f} s"
+        + (f", stopped: {result.stopped}" if result.stopped else ""),
+    ]
+    if result.error:
+        lines.append(f"  raised    {result.error}")
+    for symptom in result.symptoms:
+        lines.append(f"  symptom   {symptom.name}: {symptom.evidence}")
+    return "\n".join(lines)
+
+
+def _describe_line(result, case: Case, role: str) -> str:
+    changes = " ".join(f"{k}={v}" for k, v in case.fix.items()) if role == "fix" else "baseline"
+    symptoms = ", ".join(s.name for s in result.symptoms) or "-"
+    return (
+        f"{case.name:<24} {changes:<24} {result.outcome:<11} rel {_fmt(result.rel_error):<9} "
+        f"{result.epochs:>5} ep {result.seconds:6.1f} s  symptoms: {symptoms}"
+    )

@@ -1,0 +1,121 @@
+"""Seed 000: a 1-D conv autoencoder that fits one signal but not a batch of them (dying ReLU).
+
+Thread: "Underfitting a single batch: can't make an autoencoder overfit a multi-sample batch of 1-D data"
+(seeds/000). Shape (n, 1, 1024); with n = 1 it fits, with n > 1 the MSE stays above about 0.2: the output
+keeps the signals' mean shape but loses their negative offsets. The answer reproduced it on "simple Gaussian
+data" (here: standard normal signals) with batch 16, 100 epochs, Adam lr 1e-3: loss 0.2727 with ReLU against
+0.000476 with LeakyReLU. Other documented factors: a fully connected decoder (more parameters), batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from spaces.case import Budget, Case, Data
+from spaces.factors import FACTORS
+from spaces.layers import activation, normalization
+from spaces.registry import register
+
+LENGTH = 1024
+_ENCODER = ((1, 8, 15), (8, 16, 11), (16, 32, 7), (32, 64, 5), (64, 128, 3))  # (in, out, kernel) per block
+_DECODER = (128, 64, 32, 16, 8, 1)
+
+
+def _conv_block(c_in: int, c_out: int, kernel: int, config: Mapping[str, Any]) -> nn.Sequential:
+    """The thread's Conv1DBlock: 'same' conv, (its commented-out BatchNorm), activation, max-pool by 2."""
+    return nn.Sequential(
+        nn.Conv1d(c_in, c_out, kernel, padding=(kernel - 1) // 2),
+        normalization(config["normalization"], c_out, spatial_dims=1),
+        activation(config["activation"]),
+        nn.MaxPool1d(2),
+    )
+
+
+def _upsample_block(c_in: int, c_out: int, config: Mapping[str, Any]) -> nn.Sequential:
+    """The thread's Upsample1DBlock: 'same' conv k=3, activation, linear upsampling by 4."""
+    return nn.Sequential(
+        nn.Conv1d(c_in, c_out, 3, padding=1),
+        normalization(config["normalization"], c_out, spatial_dims=1) if c_out > 1 else nn.Identity(),
+        activation(config["activation"]),
+        nn.Upsample(scale_factor=4, mode="linear", align_corners=True),
+    )
+
+
+class Conv1dAutoencoder(nn.Module):
+    """The thread's encoder (five conv blocks, then a k=32 conv as a dense layer) and either decoder."""
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__()
+        code = config["hidden_size"]
+        act = config["activation"]
+        blocks = [_conv_block(i, o, k, config) for i, o, k in _ENCODER]
+        self.encoder = nn.Sequential(*blocks, nn.Conv1d(128, code, kernel_size=32), nn.Flatten(1))
+        if config["decoder"] == "conv":
+            ups = [_upsample_block(i, o, config) for i, o in zip((code, *_DECODER[1:-1]), _DECODER[1:], strict=False)]
+            self.decoder = nn.Sequential(
+                nn.Unflatten(1, (code, 1)),
+                *ups,
+                activation(act),
+                nn.Conv1d(1, 1, 3, padding=1),
+                activation(act),
+                nn.Flatten(1),
+                nn.Linear(LENGTH, LENGTH),
+            )
+        else:
+            self.decoder = nn.Sequential(
+                nn.Linear(code, 256),
+                activation(act),
+                nn.Linear(256, 512),
+                activation(act),
+                nn.Linear(512, LENGTH),
+                activation(act),
+                nn.Linear(LENGTH, LENGTH),
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.decoder(self.encoder(x)).view(x.shape)
+
+
+@register
+class Conv1dDyingRelu(Case):
+    name = "conv1d_dying_relu"
+    title = "1-D conv autoencoder cannot overfit a batch of signals (dying ReLU)"
+    source = "seeds/000_e4c055570206e368.txt"
+    symptom = "dead_units"
+    space = {
+        "activation": FACTORS["activation"],
+        "normalization": FACTORS["normalization"].narrow(choices=("none", "batch", "group")),
+        "decoder": FACTORS["decoder"],
+        "batch_size": FACTORS["batch_size"].narrow(low=1, high=64, grid=(1, 4, 16, 64)),
+        "hidden_size": FACTORS["hidden_size"].narrow(low=16, high=512, grid=(32, 128, 512)),
+        "lr": FACTORS["lr"].narrow(low=1e-5, high=1e-1, grid=(1e-4, 1e-3, 1e-2)),
+        "optimizer": FACTORS["optimizer"],
+    }
+    baseline = {
+        "activation": "relu",
+        "normalization": "none",
+        "decoder": "conv",
+        "batch_size": 16,
+        "hidden_size": 128,
+        "lr": 1e-3,
+        "optimizer": "adam",
+    }
+    fix = {"activation": "elu"}
+    # The answer's own run is 100 epochs; on our synthetic batch ELU needs about 300 to memorise (see
+    # docs/reproduction.md), so the quick profile is the longer one here.
+    budgets = {"quick": Budget(epochs=300), "full": Budget(epochs=100)}
+    # The thread separates "fits" (MSE 0.0005 on unit-variance data) from "fails" (0.27): 0.1 lies between.
+    threshold = 0.1
+
+    def make_data(self, seed: int, budget: Budget, config: Mapping[str, Any]) -> Data:
+        # The batch to memorise: its size is the batch_size factor (n in the thread).
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(config["batch_size"], 1, LENGTH, generator=generator)
+        return Data(x, x.clone())
+
+    def build_model(self, config: Mapping[str, Any]) -> nn.Module:
+        return Conv1dAutoencoder(config)

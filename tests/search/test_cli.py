@@ -1,0 +1,74 @@
+"""The ``overfit`` command as users run it: a real process, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from search.cli import main
+from spaces import CASES
+
+
+def overfit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "search", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_cases_json_lists_the_documented_cases():
+    done = overfit("cases", "--json")
+    assert done.returncode == 0, done.stderr
+    cases = {c["name"]: c for c in json.loads(done.stdout)}
+    assert set(cases) == set(CASES) | set(cases) and len(cases) == 5
+    assert cases["conv1d_dying_relu"]["baseline"]["activation"] == "relu"
+    assert cases["lstm_mean_prediction"]["symptom"] == "collapsed"
+
+
+def test_cases_table_names_symptom_and_fix():
+    done = overfit("cases")
+    assert "identity_tiny_variance" in done.stdout and "transform=standardize" in done.stdout
+
+
+def test_trial_json_of_a_user_case(example_case_ref):
+    done = overfit("trial", example_case_ref, "--set", "hidden_size=16", "--seed", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert {"case", "config", "rel_error", "mse", "fixed", "symptoms", "epochs", "seconds"} <= set(result)
+    assert result["case"] == "narrow_code" and result["config"]["hidden_size"] == 16 and result["seed"] == 1
+    assert result["fixed"] is True and result["outcome"] == "fixed"
+
+
+def test_diagnose_runs_baseline_and_fix(example_case_ref):
+    done = overfit("diagnose", example_case_ref, "--json")
+    assert done.returncode == 0, done.stderr
+    baseline, fix = json.loads(done.stdout)
+    assert (baseline["role"], fix["role"]) == ("baseline", "fix")
+    assert not baseline["fixed"] and fix["fixed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("trial", "nope"), "unknown case 'nope'; choose from ['conv1d_dying_relu'"),
+        (("trial", "conv1d_dying_relu", "--set", "activation=swish"), "activation must be one of ["),
+        (("trial", "conv1d_dying_relu", "--set", "lr=fast"), "got 'fast'"),
+        (("trial", "conv1d_dying_relu", "--set", "width=3"), "unknown factor 'width' for case 'conv1d_dying_relu'"),
+        (("trial", "conv1d_dying_relu", "--set", "lr"), "--set takes FACTOR=VALUE, got 'lr'"),
+        (("diagnose",), "name the cases to diagnose or pass --all"),
+        (("diagnose", "ghost", "--no-fix"), "unknown case 'ghost'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
+    assert main(list(args)) == 2
+    out, err = capsys.readouterr()
+    assert message in err
+    assert err.count("\n") == 1 and out == ""
+
+
+def test_bad_input_from_a_real_process():
+    done = overfit("trial", "conv1d_dying_relu", "--set", "optimizer=lion")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (
+        "overfit: error: optimizer must be one of ['sgd', 'sgd_momentum', 'adam', 'adamw', 'rmsprop'], got 'lion'\n"
+    )

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from search.metrics import DeadUnitProbe, gradient_stats, output_stats
+
+
+def test_predicting_the_mean_scores_relative_error_one():
+    target = torch.randn(32, 10)
+    stats = output_stats(target.mean(0, keepdim=True).expand_as(target), target, (0,))
+    assert stats["rel_error"] == pytest.approx(1.0)
+    assert stats["spread"] == pytest.approx(0.0)
+
+
+def test_relative_error_is_scale_free_and_power_error_is_not():
+    target = torch.randn(32, 10, dtype=torch.float64)
+    output = target + 0.1 * torch.randn(32, 10, dtype=torch.float64)
+    small = output_stats(output * 1e-3 + 1.1, target * 1e-3 + 1.1, (0,))
+    large = output_stats(output, target, (0,))
+    assert small["rel_error"] == pytest.approx(large["rel_error"], rel=1e-6)
+    assert small["power_error"] < 1e-6 < large["power_error"]
+    assert small["mse"] == pytest.approx(large["mse"] * 1e-6, rel=1e-6)
+
+
+def test_variance_dims_define_the_mean_predictor():
+    # One sequence (1, time, features): the mean is per feature over time.
+    sequence = torch.randn(1, 14, 5) + torch.arange(5.0)
+    flat = sequence.mean(dim=1, keepdim=True).expand_as(sequence)
+    assert output_stats(flat, sequence, (0, 1))["rel_error"] == pytest.approx(1.0)
+
+
+def test_dead_unit_probe_counts_the_most_dead_relu_layer():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU())
+    with torch.no_grad():
+        for layer in (model[0], model[2]):
+            layer.weight.fill_(0.1)
+            layer.bias.fill_(1.0)  # every unit fires for inputs in [0, 1)
+        model[2].bias[:6] = -1e3  # but six of the second layer's eight can never fire
+    with DeadUnitProbe(model) as probe:
+        model(torch.rand(16, 4))
+    assert probe.fraction == pytest.approx(6 / 8)
+
+
+def test_dead_unit_probe_ignores_leaky_activations():
+    model = nn.Sequential(nn.Linear(4, 8), nn.LeakyReLU())
+    with torch.no_grad():
+        model[0].bias[:] = -1e3
+    with DeadUnitProbe(model) as probe:
+        model(torch.randn(16, 4))
+    assert probe.fraction == 0.0
+
+
+def test_gradient_stats_compare_first_and_last_weights():
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    model(torch.randn(8, 4)).pow(2).mean().backward()
+    stats = gradient_stats(model)
+    assert stats["grad_first"] == pytest.approx(model[0].weight.grad.norm().item())
+    assert stats["grad_last"] == pytest.approx(model[2].weight.grad.norm().item())
+    assert 0 <= stats["zero_grad_fraction"] < 1 and stats["finite"]
+    model[0].weight.grad[0, 0] = math.nan
+    assert not gradient_stats(model)["finite"]

@@ -1,0 +1,94 @@
+"""Every documented case is declared consistently, makes deterministic data, and builds under every factor value."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from search.symptoms import DETECTORS
+from search.trial import run_trial
+from spaces import CASES, FACTORS, PROFILES, get_case
+
+NAMES = sorted(CASES)
+
+
+def test_the_five_documented_cases_are_registered():
+    assert NAMES == [
+        "conv1d_dying_relu",
+        "denoise_constant_output",
+        "identity_tiny_variance",
+        "lstm_mean_prediction",
+        "volume_divergence",
+    ]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_declaration(name):
+    case = get_case(name)
+    case.check()
+    assert set(case.budgets) == set(PROFILES)
+    assert case.symptom in {d.name for d in DETECTORS}
+    assert case.fix and case.fixed_config() != case.config()
+    assert 0 < case.threshold < 1  # judged on a scale-free error: 1 is the mean predictor
+    for factor_name, factor in case.space.items():
+        assert factor_name in FACTORS  # narrowed from the shared vocabulary, never invented
+        assert factor.ablation_values(), f"{name}.{factor_name} has nothing for an ablation to try"
+    assert case.source.startswith("seeds/")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_data_is_deterministic_in_the_seed(name):
+    case = get_case(name)
+    config, budget = case.config(), case.budget("quick")
+    first, again = case.make_data(0, budget, config), case.make_data(0, budget, config)
+    assert torch.equal(first.inputs, again.inputs) and torch.equal(first.targets, again.targets)
+    if first.fresh_batch is not None:
+        draw = first.fresh_batch(torch.Generator().manual_seed(5))
+        redraw = again.fresh_batch(torch.Generator().manual_seed(5))
+        assert all(torch.equal(a, b) for a, b in zip(draw, redraw, strict=False))
+
+
+def _configs(case):
+    """The baseline, the fix, and every ablation value of every factor (one factor changed at a time)."""
+    yield case.config()
+    yield case.fixed_config()
+    for name, factor in case.space.items():
+        for value in factor.ablation_values():
+            yield case.config({name: value})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_model_builds_and_reconstructs_shape_under_every_ablation_value(name):
+    case = get_case(name)
+    for config in _configs(case):
+        data = case.make_data(0, case.budget("quick"), config)
+        model = case.build_model(config).eval()
+        with torch.no_grad():
+            output = model(data.inputs[:2] if len(data.inputs) > 1 else data.inputs)
+        assert output.shape == (data.targets[:2] if len(data.targets) > 1 else data.targets).shape, config
+
+
+def test_lstm_case_uses_the_threads_tensor_verbatim():
+    data = get_case("lstm_mean_prediction").make_data(0, None, {})
+    assert data.inputs.shape == (1, 14, 5)
+    assert data.inputs[0, 0].tolist() == pytest.approx([0.5122, 0.0360, 0.7027, 0.0721, 0.1892])
+    assert data.inputs[0, -1].tolist() == pytest.approx([0.5279, 0.0629, 0.6886, 0.1514, 0.0971])
+
+
+def test_identity_case_matches_the_threads_statistics():
+    case = get_case("identity_tiny_variance")
+    x = case.make_data(0, case.budget("full"), case.config()).inputs
+    assert x.shape[1] == 84
+    assert x.mean().item() == pytest.approx(1.1090579, abs=1e-4)
+    assert x.std().item() == pytest.approx(0.0012380764, rel=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_quick_baseline_fails_with_its_documented_symptom_and_the_fix_fixes(name):
+    case = get_case(name)
+    baseline = run_trial(case, seed=0, profile="quick", threads=1)
+    assert not baseline.fixed, baseline.to_json()
+    assert case.symptom in {s.name for s in baseline.symptoms}, baseline.to_json()
+    fixed = run_trial(case, case.fix, seed=0, profile="quick", threads=1)
+    assert fixed.fixed, fixed.to_json()
