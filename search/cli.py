@@ -60,6 +60,35 @@ def _parser() -> argparse.ArgumentParser:
     diagnose.add_argument("--no-fix", action="store_true", help="run the baseline only")
     _common(diagnose)
     diagnose.set_defaults(run=_cmd_diagnose)
+
+    sweep = commands.add_parser("sweep", help="ablation + Optuna search per case on Ray Tune, recorded in MLflow")
+    sweep.add_argument("cases", nargs="*", metavar="CASE", help="case names (or file.py:NAME)")
+    sweep.add_argument("--all", action="store_true", help="every documented case")
+    sweep.add_argument("--parts", default="ablation,search", help="ablation, search or both (default both)")
+    sweep.add_argument("--trials", type=int, default=12, help="Optuna trials per case (default 12)")
+    sweep.add_argument("--seeds", type=int, default=2, help="seeds per ablation config (default 2)")
+    sweep.add_argument("--profile", choices=PROFILES, default="quick", help="training budget (default quick)")
+    sweep.add_argument("--seed", type=int, default=0, help="seeds the Optuna sampler (default 0)")
+    sweep.add_argument("--no-prune", action="store_true", help="run every search trial to the end")
+    sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each trial holds (default 1)")
+    sweep.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="GPU share per trial, e.g. 0.25 (default: 0.25 when the cluster has GPUs, else 0)",
+    )
+    sweep.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: as resources allow)")
+    sweep.add_argument("--address", default=None, help="join a Ray cluster at host:port (default: a local instance)")
+    sweep.add_argument(
+        "--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store (default sqlite:///mlflow.db)"
+    )
+    sweep.add_argument("--experiment", default="overfit", help="MLflow experiment (default overfit)")
+    sweep.add_argument("--optuna-storage", default="optuna.log", help="Optuna journal file (default optuna.log)")
+    sweep.add_argument("--results-dir", default="overfit-results", help="Ray results folder")
+    sweep.add_argument("--resume", action="store_true", help="continue the interrupted sweep of each case")
+    sweep.add_argument("--quiet", action="store_true", help="no live progress")
+    sweep.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    sweep.set_defaults(run=_cmd_sweep)
     return parser
 
 
@@ -126,6 +155,40 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
                 print(_describe_line(result, case, role), flush=True)
     if args.json:
         print(json.dumps(reports, indent=2))
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from search.sweep import SweepOptions, run_sweep
+
+    if args.all == bool(args.cases):
+        raise ValueError("name the cases to sweep or pass --all, not both")
+    options = SweepOptions(
+        cases=list(args.cases) or _builtin_names(),
+        parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()),
+        trials=args.trials,
+        seeds=args.seeds,
+        profile=args.profile,
+        seed=args.seed,
+        prune=not args.no_prune,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+        optuna_storage=args.optuna_storage,
+        results_dir=args.results_dir,
+        resume=args.resume,
+        progress=not args.quiet and not args.json,
+    )
+    try:
+        summaries = run_sweep(options)
+    except KeyboardInterrupt:
+        print("overfit: sweep interrupted; continue it with --resume", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(summaries, indent=2))
     return 0
 
 

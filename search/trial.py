@@ -58,12 +58,14 @@ class TrialResult:
     stopped: str | None = None
     error: str | None = None
     history: list[Epoch] = field(default_factory=list, repr=False)
+    samples: dict[str, list[list[float]]] | None = field(default=None, repr=False)
 
     def to_json(self, history: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (non-finite floats become None, as JSON has no NaN)."""
         data = asdict(self)
         if not history:
             data.pop("history")
+            data.pop("samples")
         return _finite(data)
 
 
@@ -116,7 +118,7 @@ def run_trial(
     torch.use_deterministic_algorithms(True, warn_only=True)
     history: list[Epoch] = []
     started = time.perf_counter()
-    stopped = error = None
+    stopped = error = samples = None
     final: Epoch | None = None
     try:
         torch.manual_seed(seed)
@@ -145,6 +147,7 @@ def run_trial(
         if keeper is not None and keeper.best is not None and keeper.best is not history[-1]:
             model.load_state_dict(keeper.state)  # early stopping keeps the best weights, not the last
             final = keeper.best
+        samples = trainer.samples()
     except Exception as exc:  # a trial that raises is recorded, never takes the sweep down
         error = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - started
@@ -169,6 +172,7 @@ def run_trial(
         stopped=stopped,
         error=error,
         history=history,
+        samples=samples,
     )
 
 
@@ -230,6 +234,17 @@ class _Trainer:
             index = order[start : start + size]
             yield self.inputs[index], self.targets[index]
 
+    def samples(self, count: int = 3, length: int = 1024) -> dict[str, list[list[float]]]:
+        """A few memorised samples beside their reconstructions (flattened), for the figures of a sweep."""
+        self.model.eval()
+        with torch.no_grad():
+            pair = transform(self.transform, self.inputs[:count], self.targets[:count], self.case.time_dim)
+            output = pair.inverse(self.model(pair.inputs))
+        return {
+            name: [row[:length].tolist() for row in tensor.detach().float().flatten(1).cpu()]
+            for name, tensor in (("input", self.inputs[:count]), ("target", self.targets[:count]), ("output", output))
+        }
+
     def epoch(self, epoch: int) -> Epoch:
         self.model.train()
         batches = list(self._batches())
@@ -247,5 +262,5 @@ class _Trainer:
             output = pair.inverse(self.model(pair.inputs))
         stats = output_stats(output, self.targets, self.case.variance_dims)
         loss_value = loss.item()
-        finite = bool(grads.pop("finite")) and math.isfinite(loss_value) and bool(torch.isfinite(output).all())
+        finite = math.isfinite(loss_value) and math.isfinite(grads["grad_first"]) and bool(torch.isfinite(output).all())
         return Epoch(epoch=epoch, loss=loss_value, dead_fraction=self.probe.fraction, finite=finite, **stats, **grads)

@@ -60,6 +60,12 @@ def test_gradient_stats_compare_first_and_last_weights():
     stats = gradient_stats(model)
     assert stats["grad_first"] == pytest.approx(model[0].weight.grad.norm().item())
     assert stats["grad_last"] == pytest.approx(model[2].weight.grad.norm().item())
-    assert 0 <= stats["zero_grad_fraction"] < 1 and stats["finite"]
+    assert 0 <= stats["zero_grad_fraction"] < 1
     model[0].weight.grad[0, 0] = math.nan
-    assert not gradient_stats(model)["finite"]
+    assert math.isnan(gradient_stats(model)["grad_first"])
+
+
+def test_a_single_sample_is_judged_against_its_own_mean():
+    signal = torch.randn(1, 1, 64, dtype=torch.float64)
+    stats = output_stats(signal.mean().expand_as(signal), signal, (0,))
+    assert stats["rel_error"] == pytest.approx(1.0)

@@ -1,0 +1,54 @@
+"""What a sweep of one case runs: the ablation grid (baseline, then one factor changed at a time, K seeds).
+
+The Optuna part needs no plan: its trials are asked from the study as slots free up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from spaces import Case
+
+__all__ = ["PlannedTrial", "ablation"]
+
+
+@dataclass(frozen=True)
+class PlannedTrial:
+    """One ablation trial: the factor changed (None for the baseline), its value, and the seed.
+
+    ``key`` identifies the trial across a resume, so a finished one is never run or recorded twice.
+    """
+
+    factor: str | None
+    value: Any
+    seed: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return "baseline" if self.factor is None else f"{self.factor}={self.value}"
+
+    @property
+    def key(self) -> str:
+        return f"ablation/{self.label}/seed={self.seed}"
+
+
+def ablation(case: Case, seeds: int) -> list[PlannedTrial]:
+    """The baseline and every one-factor change over the case's ablation values, each over ``seeds`` seeds.
+
+    Values equal to the baseline's are skipped (they are the baseline); the documented fix's values are always
+    included, so a fix that lies off a factor's grid is still tried alone.
+    """
+    baseline = case.config()
+    values: dict[str, list[Any]] = {name: list(f.ablation_values()) for name, f in case.space.items()}
+    for name, value in case.config(case.fix).items():
+        if value != baseline[name] and value not in values[name]:
+            values[name].append(value)
+    planned = [PlannedTrial(None, None, seed) for seed in range(seeds)]
+    for name, options in values.items():
+        for value in options:
+            if value == baseline[name]:
+                continue
+            planned += [PlannedTrial(name, value, seed, {name: value}) for seed in range(seeds)]
+    return planned

@@ -1,0 +1,171 @@
+"""Collapse pruning: an Optuna pruner on the symptom rules, and the Ray Tune pieces that let it stop trials.
+
+Ray's ``OptunaSearch`` builds its study with a ``NopPruner`` and tells Optuna a trial stopped by a scheduler is
+COMPLETE (DESIGN.md). Here the two cooperate: :class:`PruningScheduler` runs first on every result, asks
+:class:`PruningOptunaSearch` whether Optuna's pruner wants the trial stopped (reporting the value to the Optuna
+trial on the way), returns STOP if so; the searcher then records that trial PRUNED instead of COMPLETE.
+
+Example (the pruner alone, as Optuna tests pruners):
+    >>> import optuna
+    >>> study = optuna.create_study(pruner=CollapsePruner())
+    >>> trial = study.ask()
+    >>> trial.set_user_attr("max_epochs", 100)
+    >>> for epoch in range(1, 41):
+    ...     report(trial, epoch, rel_error=1.0, spread=0.01)
+    >>> trial.should_prune()
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial, TrialState
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from search.metrics import Epoch
+from search.symptoms import Collapse
+
+__all__ = ["CollapsePruner", "PruningOptunaSearch", "PruningScheduler", "report"]
+
+
+def report(trial: optuna.Trial, epoch: int, rel_error: float, spread: float) -> None:
+    """Reports one epoch to an Optuna trial the way :class:`CollapsePruner` reads it."""
+    trial.report(rel_error, epoch)
+    trial.set_user_attr(f"spread:{epoch}", spread)
+
+
+@dataclass
+class CollapsePruner(BasePruner):
+    """Prunes a trial that went non-finite, or that has been collapsed and stuck for a while after a warm-up.
+
+    Reads the trial's intermediate values (relative error per epoch), its ``spread:{epoch}`` user attributes
+    and its ``max_epochs`` user attribute (the budget), as written by :func:`report`.
+
+    A trial is pruned when:
+      * its latest relative error is NaN or inf (the ``diverged`` rule: a NaN never recovers), or
+      * after ``warmup`` of its budget, each of its last ``patience`` share of epochs is ``collapsed`` by
+        :class:`search.symptoms.Collapse`, and over that window neither its error fell by ``min_gain`` nor its
+        spread grew by ``min_spread_gain``. The "stuck" condition keeps a trial that is leaving the mean
+        (seed 000's ELU fix sits at the mean for a third of its budget, then memorises) from being cut.
+
+    Attributes:
+        warmup: share of the budget before any collapse prune.
+        patience: share of the budget the collapse must have held, stuck.
+        min_gain: relative fall of the error over the window that counts as progress.
+        min_spread_gain: absolute growth of the spread over the window that counts as progress.
+        collapse: the symptom rule.
+    """
+
+    warmup: float = 0.25
+    patience: float = 0.1
+    min_gain: float = 0.02
+    min_spread_gain: float = 0.02
+    collapse: Collapse = field(default_factory=Collapse)
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        values = trial.intermediate_values
+        if not values:
+            return False
+        steps = sorted(values)
+        last = values[steps[-1]]
+        if not math.isfinite(last):
+            return True
+        budget = int(trial.user_attrs.get("max_epochs", steps[-1]))
+        start = steps[-1] - max(1, math.ceil(self.patience * budget))  # the window, in epochs (reports may skip)
+        if steps[-1] < self.warmup * budget or steps[0] > start:
+            return False
+        recent = [
+            Epoch(epoch=s, rel_error=values[s], spread=trial.user_attrs.get(f"spread:{s}", math.nan))
+            for s in steps
+            if s >= start
+        ]
+        if not all(self.collapse([epoch], threshold=0.0) for epoch in recent):
+            return False
+        first, end = recent[0], recent[-1]
+        improving = end.rel_error < (1 - self.min_gain) * first.rel_error
+        spreading = end.spread - first.spread > self.min_spread_gain
+        return not (improving or spreading)
+
+
+# ---- Ray Tune cooperation -------------------------------------------------------------------------------
+
+
+class PruningOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` whose study uses a real pruner, and which records pruned trials as PRUNED.
+
+    :class:`PruningScheduler` calls :meth:`should_prune` on every result before Tune calls this searcher's
+    ``on_trial_result``; that call reports the epoch to the Optuna trial and asks the study's pruner.
+    A trial that reports ``final`` carries its judged result; its value is told to Optuna as COMPLETE (or FAIL
+    when it raised or went non-finite).
+    """
+
+    def __init__(self, *args: Any, pruner: BasePruner | None = None, **kwargs: Any) -> None:
+        self._pruner = pruner or optuna.pruners.NopPruner()
+        self._pruned: set[str] = set()
+        super().__init__(*args, **kwargs)
+
+    def _setup_study(self, mode: Any) -> None:
+        super()._setup_study(mode)
+        self._ot_study.pruner = self._pruner
+
+    def should_prune(self, trial_id: str, result: dict[str, Any]) -> bool:
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None or result.get("final") or "epoch" not in result:
+            return False
+        if result["epoch"] == result.get("max_epochs") and result.get("finite", True):
+            return False  # the last epoch: nothing left to save
+        if not ot_trial.user_attrs.get("max_epochs"):
+            ot_trial.set_user_attr("max_epochs", int(result["max_epochs"]))
+        value = result.get("rel_error")
+        report(
+            ot_trial,
+            int(result["epoch"]),
+            math.nan if value is None else value,
+            math.nan if result.get("spread") is None else result["spread"],
+        )
+        if ot_trial.should_prune():
+            self._pruned.add(trial_id)
+            return True
+        return False
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        pass  # reported in should_prune, which sees every result first
+
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        value = (result or {}).get("rel_error")
+        if trial_id in self._pruned:
+            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+        elif error or value is None or not (result or {}).get("final"):
+            self._ot_study.tell(ot_trial, state=TrialState.FAIL)
+        else:
+            self._ot_study.tell(ot_trial, value)
+        self._completed_trials.add(trial_id)
+
+    def was_pruned(self, trial_id: str) -> bool:
+        return trial_id in self._pruned
+
+    def optuna_number(self, trial_id: str) -> int | None:
+        trial = self._ot_trials.get(trial_id)
+        return None if trial is None else trial.number
+
+
+class PruningScheduler(FIFOScheduler):
+    """A FIFO scheduler that stops a trial when :class:`PruningOptunaSearch` says Optuna's pruner wants it."""
+
+    def __init__(self, searcher: PruningOptunaSearch) -> None:
+        super().__init__()
+        self.searcher = searcher
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        if self.searcher.should_prune(trial.trial_id, result):
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE

@@ -1,0 +1,636 @@
+"""``overfit sweep``: per case, the ablation and an Optuna search as parallel Ray Tune trials, recorded in MLflow.
+
+One :class:`Sweep` per invocation: it validates everything that can be checked (cases, Ray address, tracking
+server), joins or starts Ray, then for each case runs the ablation grid (baseline, one factor changed at a
+time, ``seeds`` seeds each) and an Optuna TPE search of ``trials`` trials with collapse pruning, each as one
+Tune experiment. Every trial becomes a child run of the case's parent run in MLflow; the Optuna study lives in a
+journal file beside the MLflow store.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search.metrics import Epoch
+from search.plan import PlannedTrial, ablation
+from search.symptoms import detect, outcome
+from spaces import PROFILES, Case, get_case, optuna_space
+
+__all__ = ["PARTS", "SweepError", "SweepOptions", "run_sweep"]
+
+PARTS = ("ablation", "search")
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start: bad option, unreachable Ray cluster or tracking server."""
+
+
+@dataclass
+class SweepOptions:
+    """Everything ``overfit sweep`` takes. Defaults are the README's main job."""
+
+    cases: list[str]
+    parts: tuple[str, ...] = PARTS
+    trials: int = 12
+    seeds: int = 2
+    profile: str = "quick"
+    seed: int = 0
+    prune: bool = True
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float | None = None
+    max_concurrent: int | None = None
+    address: str | None = None
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "overfit"
+    optuna_storage: str = "optuna.log"
+    results_dir: str = "overfit-results"
+    resume: bool = False
+    progress: bool = True
+    stream: Any = field(default=sys.stdout, repr=False)
+
+    def validate(self) -> list[Case]:
+        unknown = [p for p in self.parts if p not in PARTS]
+        if unknown or not self.parts:
+            raise SweepError(f"--parts must be a subset of {list(PARTS)}, got {list(self.parts)}")
+        if self.profile not in PROFILES:
+            raise SweepError(f"--profile must be one of {list(PROFILES)}, got {self.profile!r}")
+        if self.trials < 0 or self.seeds < 1:
+            raise SweepError(f"--trials >= 0 and --seeds >= 1 must hold, got trials={self.trials}, seeds={self.seeds}")
+        if self.cpus_per_trial <= 0 or (self.gpus_per_trial is not None and self.gpus_per_trial < 0):
+            raise SweepError(
+                f"--cpus-per-trial > 0 and --gpus-per-trial >= 0 must hold, got "
+                f"{self.cpus_per_trial} and {self.gpus_per_trial}"
+            )
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise SweepError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
+        if not self.cases:
+            raise SweepError("name the cases to sweep or pass --all")
+        cases = [get_case(ref) for ref in self.cases]
+        check_tracking(self.tracking_uri)
+        if self.address:
+            check_ray_address(self.address)
+        return cases
+
+
+def check_tracking(uri: str) -> None:
+    """Fails fast, in one line, when the MLflow tracking store cannot be reached or created."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as response:
+                if response.status != 200:
+                    raise SweepError(f"tracking server {uri!r} answered /health with HTTP {response.status}")
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise SweepError(
+                f"tracking server {uri!r} is not reachable ({reason}); start it or pass another --tracking-uri"
+            ) from None
+    elif uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise SweepError(f"the folder of tracking store {uri!r} must exist and be writable")
+
+
+def check_ray_address(address: str) -> None:
+    """Fails fast when nothing listens at a Ray cluster's ``host:port`` (``auto`` and ``ray://`` pass)."""
+    if address == "auto":
+        return
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise SweepError(f"--address must be host:port of a Ray head node (or 'auto'), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise SweepError(
+            f"no Ray cluster answers at {address!r} ({exc.strerror or exc}); start one with "
+            "`ray start --head` or drop --address"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrialRecord:
+    """What the driver knows of one running trial."""
+
+    key: str
+    name: str
+    part: str
+    run_id: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+
+
+def run_sweep(options: SweepOptions) -> list[dict[str, Any]]:
+    """Runs the sweep; returns one summary per case (counts by outcome, parent run id, study name)."""
+    cases = options.validate()
+    import ray
+
+    from search.tracking import Recorder
+
+    _quiet_libraries()  # after the imports: MLflow configures its logger when imported
+
+    recorder = Recorder(options.tracking_uri, options.experiment)
+    ray_started_here = not ray.is_initialized()
+    if ray_started_here:
+        if options.address:
+            _use_cluster_token()
+        ray.init(
+            address=options.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            logging_level="ERROR",
+        )
+    try:
+        return [_sweep_case(case, options, recorder) for case in cases]
+    finally:
+        if ray_started_here:
+            ray.shutdown()
+
+
+def _use_cluster_token() -> None:
+    """Joins a token-authenticated cluster as ``ray start`` does.
+
+    A cluster started on this machine with Ray's token auth (on by default) writes ~/.ray/auth_token, but a
+    driver sends it only in token mode, and Ray caches its mode when imported: Ray's own helper switches it.
+    """
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray: fall back to the environment, read by processes started from here
+        if (Path.home() / ".ray" / "auth_token").exists():
+            os.environ["RAY_AUTH_MODE"] = "token"
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+def _quiet_libraries() -> None:
+    """Our live display replaces Ray's tables; Ray's auto loggers would serialise whole histories as TensorBoard
+    scalars. The JSON logger is kept (the Ray results folder is one of the sources analysis reads)."""
+    import logging
+
+    import optuna
+
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the new engine prints its tables whatever the verbosity
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("ray", "ray.tune", "ray.train", "ray.air", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _slots(options: SweepOptions) -> tuple[float, int]:
+    import ray
+
+    resources = ray.cluster_resources()
+    gpus = options.gpus_per_trial
+    if gpus is None:  # by default trials use CUDA when the cluster has GPUs, four to a GPU
+        gpus = 0.25 if resources.get("GPU", 0) > 0 else 0.0
+    slots = int(resources.get("CPU", 1) // options.cpus_per_trial) or 1
+    if gpus > 0:
+        slots = min(slots, int(resources.get("GPU", 0) / gpus) or 1)
+    if options.max_concurrent:
+        slots = min(slots, options.max_concurrent)
+    return gpus, slots
+
+
+def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
+    from search.tracking import Recorder  # noqa: F401  (typing only)
+
+    ref = _case_ref(case, options)
+    params = {
+        "profile": options.profile,
+        "seeds": options.seeds,
+        "trials": options.trials,
+        "parts": ",".join(options.parts),
+        "seed": options.seed,
+        "prune": options.prune,
+        "case_ref": ref,
+    }
+    finished: set[str] = set()
+    reusable: dict[str, str] = {}
+    parent = recorder.unfinished_sweep(case.name) if options.resume else None
+    if parent is not None:
+        parent_id = parent.info.run_id
+        stored = parent.data.params
+        options = _with_stored(options, stored)
+        recorder.reopen(parent_id)
+        finished, reusable = recorder.settle_interrupted(parent_id)
+        _say(options, f"{case.name}: resuming sweep {parent_id[:8]} ({len(finished)} trials already finished)")
+    else:
+        parent_id = recorder.start_sweep(case.name, params)
+    study_name = f"{case.name}-{parent_id[:8]}"
+    recorder.client.set_tag(parent_id, "overfit.study", study_name)
+    display = Progress(case.name, options)
+    records: list[TrialRecord] = []
+    try:
+        if "ablation" in options.parts:
+            planned = [p for p in ablation(case, options.seeds) if p.key not in finished]
+            _run_ablation(case, ref, planned, options, recorder, parent_id, reusable, display, records)
+        if "search" in options.parts and options.trials:
+            done = sum(1 for key in finished if key.startswith("search/"))
+            remaining = options.trials - done
+            if remaining > 0:
+                _run_search(case, ref, remaining, study_name, options, recorder, parent_id, display, records)
+    except KeyboardInterrupt:
+        _abandon(recorder, records, parent_id)
+        raise
+    _figures_for_best(recorder, parent_id, case, records)
+    counts = Counter((r.summary or {}).get("outcome", "error") for r in records)
+    recorder.end_sweep(parent_id, tags={"overfit.outcomes": ",".join(f"{k}={v}" for k, v in sorted(counts.items()))})
+    display.close()
+    return {
+        "case": case.name,
+        "parent_run_id": parent_id,
+        "study": study_name,
+        "outcomes": dict(counts),
+        "trials": len(records),
+    }
+
+
+def _case_ref(case: Case, options: SweepOptions) -> str:
+    """How workers find the case: its registered name, or the user's ``file.py:NAME`` made absolute."""
+    for ref in options.cases:
+        if ref == case.name:
+            return ref
+        if ":" in ref and get_case(ref).name == case.name:
+            where, _, attr = ref.rpartition(":")
+            return f"{Path(where).resolve()}:{attr}" if where.endswith(".py") else ref
+    return case.name
+
+
+def _with_stored(options: SweepOptions, stored: dict[str, str]) -> SweepOptions:
+    """A resumed sweep keeps the settings it started with."""
+    from dataclasses import replace
+
+    return replace(
+        options,
+        profile=stored.get("profile", options.profile),
+        seeds=int(stored.get("seeds", options.seeds)),
+        trials=int(stored.get("trials", options.trials)),
+        parts=tuple(stored.get("parts", ",".join(options.parts)).split(",")),
+        seed=int(stored.get("seed", options.seed)),
+        prune=stored.get("prune", str(options.prune)) == "True",
+    )
+
+
+def _trainable(options: SweepOptions):
+    from ray import tune
+
+    from search.trainable import train
+
+    gpus, _ = _slots(options)
+    resources = {"cpu": options.cpus_per_trial, "gpu": gpus}
+    return tune.with_resources(train, resources)
+
+
+def _run_config(case: Case, part: str, options: SweepOptions, callbacks: list) -> Any:
+    from ray import tune
+
+    storage = Path(options.results_dir).expanduser().resolve()  # trials chdir: absolute paths only
+    return tune.RunConfig(
+        name=f"{case.name}-{part}-{int(time.time())}",
+        storage_path=str(storage),
+        verbose=0,
+        callbacks=[*callbacks, JsonLoggerCallback()],
+        log_to_file=True,
+    )
+
+
+def _run_ablation(case, ref, planned: list[PlannedTrial], options, recorder, parent_id, reusable, display, records):
+    from ray import tune
+
+    if not planned:
+        return
+    _, slots = _slots(options)
+    entries = [{"key": p.key, "label": p.label, "seed": p.seed, "overrides": p.overrides} for p in planned]
+    callback = RecordingCallback(case, "ablation", options, recorder, parent_id, display, records, reusable=reusable)
+    display.add("ablation", len(entries))
+    tuner = tune.Tuner(
+        _trainable(options),
+        param_space={
+            "case": ref,
+            "profile": options.profile,
+            "threads": max(1, int(options.cpus_per_trial)),
+            "part": "ablation",
+            "plan": tune.grid_search(entries),
+        },
+        tune_config=tune.TuneConfig(max_concurrent_trials=slots, reuse_actors=True, **_short_names("ablation")),
+        run_config=_run_config(case, "ablation", options, [callback]),
+    )
+    tuner.fit()
+    callback.check_complete(len(entries))
+
+
+def _run_search(case, ref, count: int, study_name: str, options, recorder, parent_id, display, records):
+    import optuna
+    from ray import tune
+
+    from search.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler
+
+    _, slots = _slots(options)
+    storage = _optuna_storage(options.optuna_storage)
+    _fail_interrupted(storage, study_name)
+    searcher = PruningOptunaSearch(
+        space=optuna_space(case.space),
+        metric="rel_error",
+        mode="min",
+        sampler=optuna.samplers.TPESampler(seed=options.seed),
+        study_name=study_name,
+        storage=storage,
+        pruner=CollapsePruner() if options.prune else optuna.pruners.NopPruner(),
+    )
+    callback = RecordingCallback(case, "search", options, recorder, parent_id, display, records, searcher=searcher)
+    display.add("search", count)
+    tuner = tune.Tuner(
+        _trainable(options),
+        param_space={
+            "case": ref,
+            "profile": options.profile,
+            "threads": max(1, int(options.cpus_per_trial)),
+            "part": "search",
+            "seed": 0,
+        },
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=PruningScheduler(searcher),
+            num_samples=count,
+            max_concurrent_trials=slots,
+            reuse_actors=True,
+            **_short_names("search"),
+        ),
+        run_config=_run_config(case, "search", options, [callback]),
+    )
+    tuner.fit()
+    callback.check_complete(count)
+
+
+def _short_names(part: str) -> dict[str, Any]:
+    """Trial folders named by part and id, not by the whole config."""
+    return {
+        "trial_name_creator": lambda t: f"{part}_{t.trial_id}",
+        "trial_dirname_creator": lambda t: f"{part}_{t.trial_id}",
+    }
+
+
+def _optuna_storage(path: str):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(Path(path).expanduser().resolve())))
+
+
+def _fail_interrupted(storage, study_name: str) -> None:
+    """Trials a killed driver left RUNNING are marked FAIL: they never finished, and new trials replace them."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        return
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(trial.number, state=TrialState.FAIL)
+
+
+def _abandon(recorder, records: list[TrialRecord], parent_id: str) -> None:
+    for record in records:
+        if record.summary is None:
+            recorder.client.set_terminated(record.run_id, status="KILLED")
+    recorder.end_sweep(parent_id, status="KILLED")
+
+
+def _figures_for_best(recorder, parent_id: str, case: Case, records: list[TrialRecord]) -> None:
+    """Figures for the best trials (the baseline's were logged as it finished), and baseline-vs-best curves."""
+    judged = [r for r in records if r.summary and r.summary.get("rel_error") is not None]
+    best = sorted(judged, key=lambda r: r.summary["rel_error"])[:3]
+    for record in best:
+        recorder.log_figures(
+            record.run_id,
+            f"{case.name}: {record.name}",
+            record.summary.get("history", []),
+            record.summary.get("samples"),
+        )
+    baseline = next((r for r in records if r.key == "ablation/baseline/seed=0" and r.summary), None)
+    curves = {}
+    if baseline:
+        curves["baseline"] = baseline.summary.get("history", [])
+    for record in best:
+        curves[record.name] = record.summary.get("history", [])
+    if curves:
+        recorder.log_comparison(parent_id, f"{case.name}: baseline against the best trials", curves)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+from ray.tune import Callback  # noqa: E402
+from ray.tune.logger import JsonLoggerCallback  # noqa: E402
+
+
+class RecordingCallback(Callback):
+    """Bridges Tune's trial events to MLflow (one writer: the driver) and to the live display."""
+
+    def __init__(
+        self,
+        case: Case,
+        part: str,
+        options: SweepOptions,
+        recorder,
+        parent_id: str,
+        display: Progress,
+        records: list[TrialRecord],
+        reusable: dict[str, str] | None = None,
+        searcher=None,
+    ) -> None:
+        self.case, self.part, self.options = case, part, options
+        self.recorder, self.parent_id, self.display = recorder, parent_id, display
+        self.reusable = reusable or {}
+        self.searcher = searcher
+        self.records = records  # shared with the sweep, which closes unfinished runs after an interrupt
+        self._first = len(records)
+        self._by_trial: dict[str, TrialRecord] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config into the experiment folder; this callback holds live clients and streams,
+        # and resuming goes through MLflow and Optuna (see ``--resume``), never through that pickle.
+        return {}
+
+    def _identify(self, trial) -> tuple[str, str, dict[str, Any], int]:
+        config = trial.config
+        if self.part == "ablation":
+            plan = config["plan"]
+            overrides = self.case.config(plan["overrides"])
+            return plan["key"], plan["label"], overrides, int(plan["seed"])
+        number = self.searcher.optuna_number(trial.trial_id)
+        overrides = self.case.config({k: config[k] for k in self.case.space if k in config})
+        return f"search/{number}", f"search #{number}", overrides, int(config.get("seed", 0))
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        if trial.trial_id in self._by_trial:
+            return
+        key, name, config, seed = self._identify(trial)
+        params = {**config, "seed": seed, "profile": self.options.profile}
+        tags = {
+            "overfit.case": self.case.name,
+            "overfit.part": self.part,
+            "overfit.label": name,
+            "overfit.ray_trial_id": trial.trial_id,
+        }
+        run_id = self.recorder.start_trial(self.parent_id, key, name, params, tags, run_id=self.reusable.get(key))
+        record = TrialRecord(key=key, name=name, part=self.part, run_id=run_id)
+        self._by_trial[trial.trial_id] = record
+        self.records.append(record)
+        self.display.started(self.part)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        record = self._by_trial.get(trial.trial_id)
+        if record is None:
+            return
+        if result.get("final"):
+            record.summary = result["summary"]
+        elif "epoch" in result:
+            record.history.append(
+                {k: result.get(k) for k in ("epoch", "rel_error", "spread", "mse", "loss", "dead_fraction")}
+            )
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, failed=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, failed=True)
+
+    def _finish(self, trial, failed: bool) -> None:
+        record = self._by_trial.get(trial.trial_id)
+        if record is None or getattr(record, "_done", False):
+            return
+        pruned = bool(self.searcher and self.searcher.was_pruned(trial.trial_id))
+        summary = record.summary
+        if summary is None:  # stopped by the pruner, or the worker died: judge what was reported
+            summary = _judge_partial(record.history, self.case, failed, trial)
+        summary = {**summary, "pruned": pruned}
+        record.summary = summary
+        history = summary.get("history") or record.history
+        status = "FAILED" if summary.get("outcome") == "error" else "FINISHED"
+        self.recorder.finish_trial(record.run_id, history, summary, status)
+        if record.key == "ablation/baseline/seed=0":
+            self.recorder.log_figures(record.run_id, f"{self.case.name}: baseline", history, summary.get("samples"))
+        record._done = True  # type: ignore[attr-defined]
+        self.display.finished(self.part, summary)
+
+    def check_complete(self, expected: int) -> None:
+        """After ``fit()``: fewer finished trials than planned means the sweep was interrupted (Ctrl-C)."""
+        if sum(r.summary is not None for r in self.records[self._first :]) < expected:
+            raise KeyboardInterrupt
+
+
+def _judge_partial(history: list[dict[str, Any]], case: Case, failed: bool, trial) -> dict[str, Any]:
+    epochs = [
+        Epoch(
+            epoch=int(h["epoch"]),
+            rel_error=_nan(h.get("rel_error")),
+            spread=_nan(h.get("spread")),
+            mse=_nan(h.get("mse")),
+            loss=_nan(h.get("loss")),
+            dead_fraction=h.get("dead_fraction") or 0.0,
+            power_error=math.nan,
+        )
+        for h in history
+    ]
+    symptoms = detect(epochs, case.threshold) if epochs else []
+    error = None
+    if failed:
+        error = f"trial {trial.trial_id} failed in Ray: see {getattr(trial, 'error_file', None) or 'its log'}"
+    last = epochs[-1] if epochs else Epoch()
+    return {
+        "outcome": outcome(False, symptoms, error),
+        "symptoms": [s.name for s in symptoms],
+        "rel_error": None if math.isnan(last.rel_error) else last.rel_error,
+        "best_rel_error": min((e.rel_error for e in epochs if math.isfinite(e.rel_error)), default=None),
+        "epochs": last.epoch,
+        "fixed": False,
+        "error": error,
+        "history": history,
+    }
+
+
+def _nan(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+class Progress:
+    """A compact live line per case part: done/total, running, fixed, pruned, errors."""
+
+    def __init__(self, case: str, options: SweepOptions) -> None:
+        self.case, self.enabled, self.stream = case, options.progress, options.stream
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.counts: dict[str, Counter] = {}
+        self.totals: dict[str, int] = {}
+        self._last = 0.0
+
+    def add(self, part: str, total: int) -> None:
+        self.totals[part] = total
+        self.counts[part] = Counter()
+        self._show(force=True)
+
+    def started(self, part: str) -> None:
+        self.counts[part]["running"] += 1
+        self._show()
+
+    def finished(self, part: str, summary: dict[str, Any]) -> None:
+        counts = self.counts[part]
+        counts["running"] -= 1
+        counts["done"] += 1
+        counts["fixed"] += bool(summary.get("fixed"))
+        counts["pruned"] += bool(summary.get("pruned"))
+        counts["errors"] += summary.get("outcome") == "error"
+        self._show(force=counts["done"] == self.totals[part])
+
+    def _line(self) -> str:
+        parts = []
+        for part, counts in self.counts.items():
+            parts.append(
+                f"{part} {counts['done']}/{self.totals[part]} done, {counts['running']} running, "
+                f"{counts['fixed']} fixed, {counts['pruned']} pruned, {counts['errors']} errors"
+            )
+        return f"{self.case:<24} " + " | ".join(parts)
+
+    def _show(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.tty:
+            if force or now - self._last > 0.5:
+                self.stream.write("\r\033[K" + self._line())
+                self.stream.flush()
+                self._last = now
+        elif force:
+            self.stream.write(self._line() + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _say(options: SweepOptions, text: str) -> None:
+    if options.progress:
+        options.stream.write(text + "\n")
+        options.stream.flush()

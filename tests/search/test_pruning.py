@@ -1,0 +1,125 @@
+"""The collapse pruner on hand-made reports, and the scheduler/searcher cooperation on hand-made results."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from ray.tune.schedulers import TrialScheduler
+
+from search.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler, report
+from spaces import get_case, optuna_space
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def trial_with(reports, max_epochs=100):
+    study = optuna.create_study(pruner=CollapsePruner())
+    trial = study.ask()
+    trial.set_user_attr("max_epochs", max_epochs)
+    for epoch, (rel_error, spread) in enumerate(reports, start=1):
+        report(trial, epoch, rel_error, spread)
+    return trial
+
+
+def test_collapsed_and_stuck_after_warmup_is_pruned():
+    assert trial_with([(1.0, 0.01)] * 40).should_prune()
+
+
+def test_not_before_warmup():
+    assert not trial_with([(1.0, 0.01)] * 20).should_prune()
+
+
+def test_collapsed_but_leaving_the_mean_is_kept():
+    # Seed 000's ELU fix: near the mean for a third of its budget, but the spread keeps growing.
+    leaving = [(1.0 - 0.002 * i, 0.01 * i) for i in range(40)]
+    assert not trial_with(leaving).should_prune()
+
+
+def test_a_varying_output_is_not_collapsed():
+    assert not trial_with([(0.9, 0.8)] * 60).should_prune()
+
+
+def test_nan_prunes_at_once():
+    assert trial_with([(0.5, 0.9), (math.nan, math.nan)]).should_prune()
+
+
+def test_reports_may_skip_epochs():
+    study = optuna.create_study(pruner=CollapsePruner())
+    trial = study.ask()
+    trial.set_user_attr("max_epochs", 300)
+    for epoch in range(10, 301, 10):  # one report every 10 epochs
+        report(trial, epoch, 1.0, 0.0)
+        if epoch == 80:
+            assert trial.should_prune()
+            return
+    pytest.fail("never pruned")
+
+
+class FakeTrial:
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+
+
+def make_pair():
+    case = get_case("lstm_mean_prediction")
+    searcher = PruningOptunaSearch(
+        space=optuna_space(case.space),
+        metric="rel_error",
+        mode="min",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=CollapsePruner(),
+    )
+    return searcher, PruningScheduler(searcher)
+
+
+def result(epoch, rel_error, spread, final=False):
+    return {
+        "epoch": epoch,
+        "rel_error": rel_error,
+        "spread": spread,
+        "max_epochs": 100,
+        "final": final,
+        "training_iteration": epoch,
+    }
+
+
+def test_scheduler_stops_what_the_pruner_prunes_and_optuna_records_it_pruned():
+    searcher, scheduler = make_pair()
+    assert searcher.suggest("collapsing") is not None
+    decisions = [scheduler.on_trial_result(None, FakeTrial("collapsing"), result(e, 1.0, 0.0)) for e in range(1, 60)]
+    stop_at = decisions.index(TrialScheduler.STOP) + 1
+    assert 25 <= stop_at <= 40 and set(decisions[: stop_at - 1]) == {TrialScheduler.CONTINUE}
+    searcher.on_trial_complete("collapsing", result(stop_at, 1.0, 0.0))  # what Tune says after a STOP
+    (trial,) = searcher._ot_study.get_trials()
+    assert trial.state == TrialState.PRUNED
+    assert searcher.was_pruned("collapsing")
+
+
+def test_a_healthy_trial_completes_with_its_final_value():
+    searcher, scheduler = make_pair()
+    searcher.suggest("healthy")
+    for epoch in range(1, 101):
+        rel = 1.0 / epoch
+        assert scheduler.on_trial_result(None, FakeTrial("healthy"), result(epoch, rel, 0.9)) == TrialScheduler.CONTINUE
+    searcher.on_trial_complete("healthy", result(100, 0.01, 0.9, final=True))
+    (trial,) = searcher._ot_study.get_trials()
+    assert trial.state == TrialState.COMPLETE and trial.value == pytest.approx(0.01)
+    assert trial.intermediate_values[50] == pytest.approx(1 / 50)
+
+
+def test_an_errored_trial_is_failed_not_pruned_nor_complete():
+    searcher, scheduler = make_pair()
+    searcher.suggest("broken")
+    scheduler.on_trial_result(None, FakeTrial("broken"), result(1, 0.8, 0.5))
+    searcher.on_trial_complete("broken", None, error=True)
+    (trial,) = searcher._ot_study.get_trials()
+    assert trial.state == TrialState.FAIL
+
+
+def test_final_result_is_never_pruned():
+    searcher, scheduler = make_pair()
+    searcher.suggest("done")
+    assert scheduler.on_trial_result(None, FakeTrial("done"), result(100, 1.0, 0.0, final=True)) == "CONTINUE"
