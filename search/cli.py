@@ -189,6 +189,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 130
     if args.json:
         print(json.dumps(summaries, indent=2))
+        return 0
+    print()
+    for summary in summaries:
+        fixes = [f"{label} ({t['fixed']}/{t['seeds']} seeds)" for label, t in summary["ablation"].items() if t["fixed"]]
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
+        print(f"{summary['case']}: {summary['trials']} trials ({outcomes}); parent run {summary['parent_run_id']}")
+        print(f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}")
     return 0
 
 

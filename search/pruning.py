@@ -42,7 +42,7 @@ def report(trial: optuna.Trial, epoch: int, rel_error: float, spread: float) -> 
 
 @dataclass
 class CollapsePruner(BasePruner):
-    """Prunes a trial that went non-finite, or that has been collapsed and stuck for a while after a warm-up.
+    """Prunes a trial that went non-finite, or that has sat at the mean, stuck, for a while after a warm-up.
 
     Reads the trial's intermediate values (relative error per epoch), its ``spread:{epoch}`` user attributes
     and its ``max_epochs`` user attribute (the budget), as written by :func:`report`.
@@ -50,9 +50,10 @@ class CollapsePruner(BasePruner):
     A trial is pruned when:
       * its latest relative error is NaN or inf (the ``diverged`` rule: a NaN never recovers), or
       * after ``warmup`` of its budget, each of its last ``patience`` share of epochs is ``collapsed`` by
-        :class:`search.symptoms.Collapse`, and over that window neither its error fell by ``min_gain`` nor its
-        spread grew by ``min_spread_gain``. The "stuck" condition keeps a trial that is leaving the mean
-        (seed 000's ELU fix sits at the mean for a third of its budget, then memorises) from being cut.
+        :class:`search.symptoms.Collapse` or no better than predicting the mean (relative error >= 1, as seed
+        003's scale-blind layer), and over that window neither its error fell by ``min_gain`` nor its spread
+        grew by ``min_spread_gain``. The "stuck" condition keeps a trial that is leaving the mean (seed 000's
+        ELU fix sits at the mean for a third of its budget, then memorises) from being cut.
 
     Attributes:
         warmup: share of the budget before any collapse prune.
@@ -85,7 +86,7 @@ class CollapsePruner(BasePruner):
             for s in steps
             if s >= start
         ]
-        if not all(self.collapse([epoch], threshold=0.0) for epoch in recent):
+        if not all(e.rel_error >= 1.0 or self.collapse([e], threshold=0.0) for e in recent):
             return False
         first, end = recent[0], recent[-1]
         improving = end.rel_error < (1 - self.min_gain) * first.rel_error

@@ -251,6 +251,12 @@ def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
         raise
     _figures_for_best(recorder, parent_id, case, records)
     counts = Counter((r.summary or {}).get("outcome", "error") for r in records)
+    single_changes: dict[str, list[int]] = {}
+    for record in records:
+        if record.part == "ablation" and record.summary:
+            tally = single_changes.setdefault(record.name, [0, 0])
+            tally[0] += bool(record.summary.get("fixed"))
+            tally[1] += 1
     recorder.end_sweep(parent_id, tags={"overfit.outcomes": ",".join(f"{k}={v}" for k, v in sorted(counts.items()))})
     display.close()
     return {

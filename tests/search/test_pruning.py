@@ -42,6 +42,11 @@ def test_a_varying_output_is_not_collapsed():
     assert not trial_with([(0.9, 0.8)] * 60).should_prune()
 
 
+def test_stuck_worse_than_the_mean_is_pruned_even_when_it_varies():
+    # Seed 003's scale-blind layer: outputs vary as much as the targets, and the error sits at 2.
+    assert trial_with([(2.0, 1.0)] * 40).should_prune()
+
+
 def test_nan_prunes_at_once():
     assert trial_with([(0.5, 0.9), (math.nan, math.nan)]).should_prune()
 

@@ -245,6 +245,6 @@ def test_resume_after_the_driver_is_killed(tmp_path):
 def test_bad_sweep_input_fails_fast_in_one_line(tmp_path, capsys, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     assert main(["sweep", TINY, *args]) == 2
-    out, err = capsys.readouterr()
+    err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "mlflow.db").exists()  # nothing started
