@@ -4,10 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast bench clean
 
+# The main job: sweep every documented case on the quick profile (ablation over one seed + 6 Optuna trials).
 run: $(STAMP)
-	$(BIN)/overfit diagnose --all
+	$(BIN)/overfit sweep --all --seeds 1 --trials 6
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -18,6 +19,8 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/trial_speed.py
+	$(BIN)/python bench/sweep_efficiency.py
+	$(BIN)/python bench/pruning.py
 
 # torch first and pinned to 2.13.0 when missing: a range lets pip pick a CUDA build of several GB.
 $(STAMP): pyproject.toml
@@ -28,4 +31,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) mlflow.db mlruns overfit-results .pytest_cache .ruff_cache
+	rm -rf $(VENV) mlflow.db mlruns optuna.log overfit-results .pytest_cache .ruff_cache

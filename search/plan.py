@@ -10,7 +10,9 @@ from typing import Any
 
 from spaces import Case
 
-__all__ = ["PlannedTrial", "ablation"]
+__all__ = ["DOCUMENTED_FIX", "PlannedTrial", "ablation"]
+
+DOCUMENTED_FIX = "documented fix"  # the ``factor`` of a planned trial that applies a multi-factor documented fix
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,11 @@ class PlannedTrial:
 
     @property
     def label(self) -> str:
-        return "baseline" if self.factor is None else f"{self.factor}={self.value}"
+        if self.factor is None:
+            return "baseline"
+        if self.factor == DOCUMENTED_FIX:
+            return "fix: " + " ".join(f"{k}={v}" for k, v in self.overrides.items())
+        return f"{self.factor}={self.value}"
 
     @property
     def key(self) -> str:
@@ -38,7 +44,8 @@ def ablation(case: Case, seeds: int) -> list[PlannedTrial]:
     """The baseline and every one-factor change over the case's ablation values, each over ``seeds`` seeds.
 
     Values equal to the baseline's are skipped (they are the baseline); the documented fix's values are always
-    included, so a fix that lies off a factor's grid is still tried alone.
+    included, so a fix that lies off a factor's grid is still tried alone; a documented fix that changes several
+    factors is also tried whole, last.
     """
     baseline = case.config()
     values: dict[str, list[Any]] = {name: list(f.ablation_values()) for name, f in case.space.items()}
@@ -51,4 +58,7 @@ def ablation(case: Case, seeds: int) -> list[PlannedTrial]:
             if value == baseline[name]:
                 continue
             planned += [PlannedTrial(name, value, seed, {name: value}) for seed in range(seeds)]
+    fix = {k: v for k, v in case.config(case.fix).items() if v != baseline[k]}
+    if len(fix) > 1:
+        planned += [PlannedTrial(DOCUMENTED_FIX, None, seed, fix) for seed in range(seeds)]
     return planned

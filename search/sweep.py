@@ -626,9 +626,10 @@ class Progress:
                 self.stream.write("\r\033[K" + self._line())
                 self.stream.flush()
                 self._last = now
-        elif force:
+        elif force or now - self._last > 30:  # a log, not a terminal: a line when a part ends, or every 30 s
             self.stream.write(self._line() + "\n")
             self.stream.flush()
+            self._last = now
 
     def close(self) -> None:
         if self.enabled and self.tty:

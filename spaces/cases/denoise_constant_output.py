@@ -72,10 +72,10 @@ class DenoiseConstantOutput(Case):
     symptom = "collapsed"
     space = {
         "normalization": FACTORS["normalization"].narrow(choices=("none", "batch", "layer")),
-        "activation": FACTORS["activation"],
-        "hidden_size": FACTORS["hidden_size"].narrow(low=8, high=512, grid=(16, 64, 256)),
-        "lr": FACTORS["lr"].narrow(low=1e-4, high=1e-1, grid=(1e-3, 1e-2, 1e-1)),
-        "optimizer": FACTORS["optimizer"],
+        "activation": FACTORS["activation"].narrow(choices=("relu", "leaky_relu", "elu", "tanh")),
+        "hidden_size": FACTORS["hidden_size"].narrow(low=8, high=512, grid=(256,)),
+        "lr": FACTORS["lr"].narrow(low=1e-4, high=1e-1, grid=(1e-3, 1e-1)),
+        "optimizer": FACTORS["optimizer"].narrow(choices=("sgd", "sgd_momentum", "adam")),
     }
     baseline = {
         "normalization": "none",

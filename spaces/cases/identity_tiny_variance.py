@@ -38,9 +38,9 @@ class IdentityTinyVariance(Case):
     symptom = "scale_blind"
     space = {
         "transform": FACTORS["transform"].narrow(choices=("none", "standardize")),
-        "optimizer": FACTORS["optimizer"],
-        "lr": FACTORS["lr"].narrow(low=1e-4, high=1e-1, grid=(1e-3, 1e-2, 1e-1)),
-        "batch_size": FACTORS["batch_size"].narrow(low=1, high=256, grid=(8, 32, 128)),
+        "optimizer": FACTORS["optimizer"].narrow(choices=("sgd", "sgd_momentum", "adam")),
+        "lr": FACTORS["lr"].narrow(low=1e-4, high=1e-1, grid=(1e-3, 1e-1)),
+        "batch_size": FACTORS["batch_size"].narrow(low=1, high=256, grid=(32,)),
     }
     baseline = {"transform": "none", "optimizer": "sgd", "lr": 1e-2, "batch_size": 8}
     fix = {"transform": "standardize"}

@@ -69,9 +69,9 @@ class LstmMeanPrediction(Case):
     source = "seeds/004_39f8d35a95e2c343.txt"
     symptom = "collapsed"
     space = {
-        "hidden_size": FACTORS["hidden_size"].narrow(low=2, high=256, grid=(5, 20, 100)),
-        "lr": FACTORS["lr"].narrow(low=1e-6, high=1e-1, grid=(1e-6, 1e-4, 1e-3, 1e-2)),
-        "optimizer": FACTORS["optimizer"],
+        "hidden_size": FACTORS["hidden_size"].narrow(low=2, high=256, grid=(20, 100)),
+        "lr": FACTORS["lr"].narrow(low=1e-6, high=1e-1, grid=(1e-6, 1e-2)),
+        "optimizer": FACTORS["optimizer"].narrow(choices=("adam", "sgd_momentum", "rmsprop")),
         "transform": FACTORS["transform"].narrow(choices=("none", "difference")),
     }
     # The answer's reproduction (Adam at its default lr): the asker's lr 1e-6 barely moves the weights in any

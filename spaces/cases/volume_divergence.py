@@ -94,14 +94,14 @@ class VolumeDivergence(Case):
     source = "seeds/002_29e4c166cc337f0d.txt"
     symptom = "diverged"
     space = {
-        "optimizer": FACTORS["optimizer"],
+        "optimizer": FACTORS["optimizer"].narrow(choices=("adamw", "adam", "sgd_momentum", "rmsprop")),
         "lr": FACTORS["lr"].narrow(low=1e-5, high=1e-2, grid=(2e-5, 2e-3)),
         "loss_terms": FACTORS["loss_terms"],
         "early_stopping": FACTORS["early_stopping"],
         "weight_decay": FACTORS["weight_decay"].narrow(choices=(0.0, 1e-2, 1e-1)),
-        "hidden_size": FACTORS["hidden_size"].narrow(low=4, high=32, grid=(4, 16)),
-        "activation": FACTORS["activation"],
-        "normalization": FACTORS["normalization"].narrow(choices=("none", "batch", "group")),
+        "hidden_size": FACTORS["hidden_size"].narrow(low=4, high=32, grid=(16,)),
+        "activation": FACTORS["activation"].narrow(choices=("relu", "leaky_relu", "elu")),
+        "normalization": FACTORS["normalization"].narrow(choices=("none", "group")),
     }
     baseline = {
         "optimizer": "adamw",
@@ -118,8 +118,6 @@ class VolumeDivergence(Case):
     # just slow), see docs/reproduction.md.
     fix = {"loss_terms": "mse", "lr": 2e-3}
     optimizer_options = {"betas": (0.5, 0.999)}
-    # "The mean" of a volume is one constant density: across samples and voxels alike.
-    variance_dims = (0,)
     budgets = {"quick": Budget(epochs=150, samples=8), "full": Budget(epochs=400, samples=8)}
     # Most voxels are empty in every volume, so the per-voxel mean is a strong template; 0.2 leaves a
     # reconstruction that explains 80% of the variance around it.
