@@ -265,6 +265,7 @@ def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
         "study": study_name,
         "outcomes": dict(counts),
         "trials": len(records),
+        "ablation": {label: {"fixed": fixed, "seeds": seeds} for label, (fixed, seeds) in single_changes.items()},
     }
 
 

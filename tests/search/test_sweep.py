@@ -82,6 +82,8 @@ def test_local_sweep_records_everything(tmp_path):
     (summary,) = run_sweep(options)
     planned = ablation(get_case(TINY), seeds=2)
     assert summary["trials"] == len(planned) + 8
+    assert summary["ablation"]["lr=0.01"] == {"fixed": 2, "seeds": 2}
+    assert summary["ablation"]["baseline"] == {"fixed": 0, "seeds": 2}
 
     client = MlflowClient(options.tracking_uri)
     parent = client.get_run(summary["parent_run_id"])
@@ -180,10 +182,9 @@ def test_sweep_to_an_mlflow_server(tmp_path):
         while subprocess.run(["curl", "-sf", f"{uri}/health"], capture_output=True).returncode != 0:
             assert time.time() < deadline, "mlflow server did not start"
             time.sleep(1)
-        done = overfit_cli(
-            "sweep", TINY, "--tracking-uri", uri, "--parts", "ablation", "--seeds", "1", "--json", cwd=tmp_path
-        )
+        done = overfit_cli("sweep", TINY, "--tracking-uri", uri, "--parts", "ablation", "--seeds", "1", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
+        assert "one change that fixed it: lr=0.01 (1/1 seeds)" in done.stdout
         client = MlflowClient(uri)
         runs = client.search_runs(
             [client.get_experiment_by_name("overfit").experiment_id], "tags.`overfit.key` = 'ablation/baseline/seed=0'"
