@@ -5,6 +5,11 @@ Thread: "Underfitting a single batch: can't make an autoencoder overfit a multi-
 keeps the signals' mean shape but loses their negative offsets. The answer reproduced it on "simple Gaussian
 data" (here: standard normal signals) with batch 16, 100 epochs, Adam lr 1e-3: loss 0.2727 with ReLU against
 0.000476 with LeakyReLU. Other documented factors: a fully connected decoder (more parameters), batch size.
+
+On our batch the cause reproduces (a whole 1-channel ReLU layer of the decoder goes silent for every sample and
+the output collapses to the mean), but LeakyReLU's slope of 0.01 does not rescue it within 300 epochs; ELU, which
+the answer also names, does. So the documented fix here is ELU, with a 300-epoch quick budget
+(docs/reproduction.md has the numbers).
 """
 
 from __future__ import annotations

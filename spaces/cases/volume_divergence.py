@@ -11,9 +11,10 @@ No data is given: we synthesise volumes of one to three soft ellipsoids of densi
 outside the objects). The segmentation term compares a soft mask of the reconstruction, sigmoid(20 x), with the
 input's non-zero mask by binary cross-entropy; its optimum lies at logits of infinite magnitude, so it keeps
 pushing empty voxels below zero and dense ones up, against the MSE: the conflict between terms that the
-answers point at. On seed 0 the reconstruction error falls for about 15 epochs, then climbs to ten times its
-best and stays there (late divergence); on other seeds the push wins from the start. MSE alone does not
-diverge.
+answers point at. On seed 0 the reconstruction error falls for a couple of dozen epochs, then climbs to ten
+times its best and stays there (late divergence), though its best is still worse than the per-voxel mean; on
+seed 1 the push wins from the start. MSE alone does not diverge. This is the weakest reproduction of the five;
+docs/reproduction.md says what holds and what does not.
 """
 
 from __future__ import annotations
