@@ -1,0 +1,159 @@
+"""The Tune callback that records each trial of a sweep in MLflow, from the driver, and feeds the live display."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray.tune import Callback
+
+from search.metrics import Epoch
+from search.progress import Progress
+from search.symptoms import detect, outcome
+from spaces import Case
+
+__all__ = ["RecordingCallback", "TrialRecord"]
+
+
+@dataclass
+class TrialRecord:
+    """What the driver knows of one running trial."""
+
+    key: str
+    name: str
+    part: str
+    run_id: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    recorded: bool = False
+
+
+class RecordingCallback(Callback):
+    """Bridges Tune's trial events to MLflow (one writer: the driver) and to the live display."""
+
+    def __init__(
+        self,
+        case: Case,
+        part: str,
+        options: Any,
+        recorder,
+        parent_id: str,
+        display: Progress,
+        records: list[TrialRecord],
+        reusable: dict[str, str] | None = None,
+        searcher=None,
+    ) -> None:
+        self.case, self.part, self.options = case, part, options
+        self.recorder, self.parent_id, self.display = recorder, parent_id, display
+        self.reusable = reusable or {}
+        self.searcher = searcher
+        self.records = records  # shared with the sweep, which closes unfinished runs after an interrupt
+        self._first = len(records)
+        self._by_trial: dict[str, TrialRecord] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config into the experiment folder; this callback holds live clients and streams,
+        # and resuming goes through MLflow and Optuna (see ``--resume``), never through that pickle.
+        return {}
+
+    def _identify(self, trial) -> tuple[str, str, dict[str, Any], int]:
+        config = trial.config
+        if self.part == "ablation":
+            plan = config["plan"]
+            overrides = self.case.config(plan["overrides"])
+            return plan["key"], plan["label"], overrides, int(plan["seed"])
+        number = self.searcher.optuna_number(trial.trial_id)
+        overrides = self.case.config({k: config[k] for k in self.case.space if k in config})
+        return f"search/{number}", f"search #{number}", overrides, int(config.get("seed", 0))
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        if trial.trial_id in self._by_trial:
+            return
+        key, name, config, seed = self._identify(trial)
+        params = {**config, "seed": seed, "profile": self.options.profile}
+        tags = {
+            "overfit.case": self.case.name,
+            "overfit.part": self.part,
+            "overfit.label": name,
+            "overfit.ray_trial_id": trial.trial_id,
+        }
+        run_id = self.recorder.start_trial(self.parent_id, key, name, params, tags, run_id=self.reusable.get(key))
+        record = TrialRecord(key=key, name=name, part=self.part, run_id=run_id)
+        self._by_trial[trial.trial_id] = record
+        self.records.append(record)
+        self.display.started(self.part)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        record = self._by_trial.get(trial.trial_id)
+        if record is None:
+            return
+        if result.get("final"):
+            record.summary = result["summary"]
+        elif "epoch" in result:
+            record.history.append(
+                {k: result.get(k) for k in ("epoch", "rel_error", "spread", "mse", "loss", "dead_fraction")}
+            )
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, failed=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, failed=True)
+
+    def _finish(self, trial, failed: bool) -> None:
+        record = self._by_trial.get(trial.trial_id)
+        if record is None or record.recorded:
+            return
+        pruned = bool(self.searcher and self.searcher.was_pruned(trial.trial_id))
+        summary = record.summary
+        if summary is None:  # stopped by the pruner, or the worker died: judge what was reported
+            summary = _judge_partial(record.history, self.case, failed, trial)
+        summary = {**summary, "pruned": pruned}
+        record.summary = summary
+        history = summary.get("history") or record.history
+        status = "FAILED" if summary.get("outcome") == "error" else "FINISHED"
+        self.recorder.finish_trial(record.run_id, history, summary, status)
+        if record.key == "ablation/baseline/seed=0":
+            self.recorder.log_figures(record.run_id, f"{self.case.name}: baseline", history, summary.get("samples"))
+        record.recorded = True
+        self.display.finished(self.part, summary)
+
+    def check_complete(self, expected: int) -> None:
+        """After ``fit()``: fewer finished trials than planned means the sweep was interrupted (Ctrl-C)."""
+        if sum(r.summary is not None for r in self.records[self._first :]) < expected:
+            raise KeyboardInterrupt
+
+
+def _judge_partial(history: list[dict[str, Any]], case: Case, failed: bool, trial) -> dict[str, Any]:
+    epochs = [
+        Epoch(
+            epoch=int(h["epoch"]),
+            rel_error=_nan(h.get("rel_error")),
+            spread=_nan(h.get("spread")),
+            mse=_nan(h.get("mse")),
+            loss=_nan(h.get("loss")),
+            dead_fraction=h.get("dead_fraction") or 0.0,
+            power_error=math.nan,
+        )
+        for h in history
+    ]
+    symptoms = detect(epochs, case.threshold) if epochs else []
+    error = None
+    if failed:
+        error = f"trial {trial.trial_id} failed in Ray: see {getattr(trial, 'error_file', None) or 'its log'}"
+    last = epochs[-1] if epochs else Epoch()
+    return {
+        "outcome": outcome(False, symptoms, error),
+        "symptoms": [s.name for s in symptoms],
+        "rel_error": None if math.isnan(last.rel_error) else last.rel_error,
+        "best_rel_error": min((e.rel_error for e in epochs if math.isfinite(e.rel_error)), default=None),
+        "epochs": last.epoch,
+        "fixed": False,
+        "error": error,
+        "history": history,
+    }
+
+
+def _nan(value: Any) -> float:
+    return math.nan if value is None else float(value)
