@@ -33,15 +33,7 @@ def main() -> None:
     totals = {"run": 0, "full": 0, "pruned": 0, "false": 0, "trials": 0}
     print(f"{'case':<24} {'trials':>6} {'pruned':>6} {'epochs run':>10} {'unpruned':>9} {'saved':>6}  false prunes")
     with tempfile.TemporaryDirectory() as folder:
-        options = SweepOptions(
-            cases=args.cases,
-            parts=("search",),
-            trials=args.trials,
-            tracking_uri=f"sqlite:///{folder}/mlflow.db",
-            optuna_storage=f"{folder}/optuna.log",
-            results_dir=f"{folder}/results",
-            progress=False,
-        )
+        options = SweepOptions.in_folder(folder, args.cases, parts=("search",), trials=args.trials, progress=False)
         summaries = run_sweep(options)
         client = MlflowClient(options.tracking_uri)
         experiment = client.get_experiment_by_name("overfit")

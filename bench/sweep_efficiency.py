@@ -36,15 +36,8 @@ def ray_sweep(case_name: str, seeds: int, slots: int, folder: Path) -> tuple[flo
     """(whole wall, fit wall, sum of trial seconds) of the sweep."""
     from mlflow.tracking import MlflowClient
 
-    options = SweepOptions(
-        cases=[case_name],
-        parts=("ablation",),
-        seeds=seeds,
-        max_concurrent=slots,
-        tracking_uri=f"sqlite:///{folder}/mlflow.db",
-        optuna_storage=str(folder / "optuna.log"),
-        results_dir=str(folder / "results"),
-        progress=False,
+    options = SweepOptions.in_folder(
+        folder, [case_name], parts=("ablation",), seeds=seeds, max_concurrent=slots, progress=False
     )
     started = time.perf_counter()
     (summary,) = run_sweep(options)

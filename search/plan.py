@@ -10,7 +10,7 @@ from typing import Any
 
 from spaces import Case
 
-__all__ = ["DOCUMENTED_FIX", "PlannedTrial", "ablation"]
+__all__ = ["BASELINE_KEY", "DOCUMENTED_FIX", "PlannedTrial", "ablation"]
 
 DOCUMENTED_FIX = "documented fix"  # the ``factor`` of a planned trial that applies a multi-factor documented fix
 
@@ -62,3 +62,7 @@ def ablation(case: Case, seeds: int) -> list[PlannedTrial]:
     if len(fix) > 1:
         planned += [PlannedTrial(DOCUMENTED_FIX, None, seed, fix) for seed in range(seeds)]
     return planned
+
+
+BASELINE_KEY = PlannedTrial(None, None, 0).key
+"""The key of the seed-0 baseline: the trial whose figures every sweep records."""

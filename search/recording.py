@@ -9,8 +9,10 @@ from typing import Any
 from ray.tune import Callback
 
 from search.metrics import Epoch
+from search.plan import BASELINE_KEY
 from search.progress import Progress
 from search.symptoms import detect, outcome
+from search.trainable import LIGHT_FIELDS
 from spaces import Case
 
 __all__ = ["RecordingCallback", "TrialRecord"]
@@ -91,9 +93,7 @@ class RecordingCallback(Callback):
         if result.get("final"):
             record.summary = result["summary"]
         elif "epoch" in result:
-            record.history.append(
-                {k: result.get(k) for k in ("epoch", "rel_error", "spread", "mse", "loss", "dead_fraction")}
-            )
+            record.history.append({name: result.get(name) for name in LIGHT_FIELDS})
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._finish(trial, failed=False)
@@ -114,14 +114,14 @@ class RecordingCallback(Callback):
         history = summary.get("history") or record.history
         status = "FAILED" if summary.get("outcome") == "error" else "FINISHED"
         self.recorder.finish_trial(record.run_id, history, summary, status)
-        if record.key == "ablation/baseline/seed=0":
+        if record.key == BASELINE_KEY:
             self.recorder.log_figures(record.run_id, f"{self.case.name}: baseline", history, summary.get("samples"))
         record.recorded = True
         self.display.finished(self.part, summary)
 
     def check_complete(self, expected: int) -> None:
         """After ``fit()``: fewer finished trials than planned means the sweep was interrupted (Ctrl-C)."""
-        if sum(r.summary is not None for r in self.records[self._first :]) < expected:
+        if sum(r.recorded for r in self.records[self._first :]) < expected:
             raise KeyboardInterrupt
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ray.tune.logger import JsonLoggerCallback
 
-from search.plan import PlannedTrial, ablation
+from search.plan import BASELINE_KEY, PlannedTrial, ablation
 from search.progress import Progress
 from search.recording import RecordingCallback, TrialRecord
 from spaces import PROFILES, Case, get_case, optuna_space
@@ -58,6 +58,18 @@ class SweepOptions:
     resume: bool = False
     progress: bool = True
     stream: Any = field(default=sys.stdout, repr=False)
+
+    @classmethod
+    def in_folder(cls, folder: str | Path, cases: list[str], **options: Any) -> SweepOptions:
+        """Options that keep the whole sweep's state (MLflow store, Optuna journal, Ray results) in ``folder``."""
+        folder = Path(folder)
+        return cls(
+            cases=cases,
+            tracking_uri=f"sqlite:///{folder}/mlflow.db",
+            optuna_storage=str(folder / "optuna.log"),
+            results_dir=str(folder / "results"),
+            **options,
+        )
 
     def validate(self) -> list[Case]:
         unknown = [p for p in self.parts if p not in PARTS]
@@ -312,33 +324,17 @@ def _run_ablation(case, ref, planned: list[PlannedTrial], options, recorder, par
 
     if not planned:
         return
-    _, slots = _slots(options)
     entries = [{"key": p.key, "label": p.label, "seed": p.seed, "overrides": p.overrides} for p in planned]
     callback = RecordingCallback(case, "ablation", options, recorder, parent_id, display, records, reusable=reusable)
     display.add("ablation", len(entries))
-    tuner = tune.Tuner(
-        _trainable(options),
-        param_space={
-            "case": ref,
-            "profile": options.profile,
-            "threads": max(1, int(options.cpus_per_trial)),
-            "part": "ablation",
-            "plan": tune.grid_search(entries),
-        },
-        tune_config=tune.TuneConfig(max_concurrent_trials=slots, reuse_actors=True, **_short_names("ablation")),
-        run_config=_run_config(case, "ablation", options, [callback]),
-    )
-    tuner.fit()
-    callback.check_complete(len(entries))
+    _fit(case, ref, "ablation", options, callback, len(entries), {"plan": tune.grid_search(entries)})
 
 
 def _run_search(case, ref, count: int, study_name: str, options, recorder, parent_id, display, records):
     import optuna
-    from ray import tune
 
     from search.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler
 
-    _, slots = _slots(options)
     storage = _optuna_storage(options.optuna_storage)
     _fail_interrupted(storage, study_name)
     searcher = PruningOptunaSearch(
@@ -352,27 +348,50 @@ def _run_search(case, ref, count: int, study_name: str, options, recorder, paren
     )
     callback = RecordingCallback(case, "search", options, recorder, parent_id, display, records, searcher=searcher)
     display.add("search", count)
+    _fit(
+        case,
+        ref,
+        "search",
+        options,
+        callback,
+        count,
+        {"seed": 0},
+        search_alg=searcher,
+        scheduler=PruningScheduler(searcher),
+        num_samples=count,
+    )
+
+
+def _fit(
+    case: Case,
+    ref: str,
+    part: str,
+    options: SweepOptions,
+    callback: RecordingCallback,
+    expected: int,
+    config: dict[str, Any],
+    **tune_config: Any,
+) -> None:
+    """One Tune experiment for one part of a case's sweep; raises KeyboardInterrupt if it was cut short."""
+    from ray import tune
+
+    _, slots = _slots(options)
     tuner = tune.Tuner(
         _trainable(options),
         param_space={
             "case": ref,
             "profile": options.profile,
             "threads": max(1, int(options.cpus_per_trial)),
-            "part": "search",
-            "seed": 0,
+            "part": part,
+            **config,
         },
         tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=PruningScheduler(searcher),
-            num_samples=count,
-            max_concurrent_trials=slots,
-            reuse_actors=True,
-            **_short_names("search"),
+            max_concurrent_trials=slots, reuse_actors=True, **_short_names(part), **tune_config
         ),
-        run_config=_run_config(case, "search", options, [callback]),
+        run_config=_run_config(case, part, options, [callback]),
     )
     tuner.fit()
-    callback.check_complete(count)
+    callback.check_complete(expected)
 
 
 def _short_names(part: str) -> dict[str, Any]:
@@ -421,7 +440,7 @@ def _figures_for_best(recorder, parent_id: str, case: Case, records: list[TrialR
             record.summary.get("history", []),
             record.summary.get("samples"),
         )
-    baseline = next((r for r in records if r.key == "ablation/baseline/seed=0" and r.summary), None)
+    baseline = next((r for r in records if r.key == BASELINE_KEY and r.summary), None)
     curves = {}
     if baseline:
         curves["baseline"] = baseline.summary.get("history", [])

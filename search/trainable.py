@@ -11,13 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 from ray import tune
 
-from search.trial import run_trial
+from search.trial import json_safe, run_trial
 from spaces import get_case
 
-__all__ = ["REPORTS_PER_TRIAL", "report_every", "train"]
+__all__ = ["LIGHT_FIELDS", "REPORTS_PER_TRIAL", "report_every", "train"]
 
 # Reports per trial to aim for: every report costs the driver a few milliseconds (scheduler, searcher,
 # callbacks), and with two cores the driver competes with the trials it runs.
@@ -42,13 +41,12 @@ def train(config: dict[str, Any]) -> None:
             tune.report({**_light(record), "max_epochs": epochs, "final": False})
         return False  # stopping is the scheduler's call: Tune interrupts the trial at its next report
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES for GPU trials
+    # No device given: run_trial takes CUDA when present; Ray sets CUDA_VISIBLE_DEVICES for GPU trials.
     result = run_trial(
         case,
         overrides,
         seed=seed,
         profile=config["profile"],
-        device=device,
         threads=int(config.get("threads", 1)),
         on_epoch=on_epoch,
     )
@@ -57,8 +55,8 @@ def train(config: dict[str, Any]) -> None:
     tune.report(
         {
             **(_light(last) if last else {}),
-            "rel_error": _finite_or_none(result.rel_error),
-            "best_rel_error": _finite_or_none(result.best_rel_error),
+            "rel_error": json_safe(result.rel_error),
+            "best_rel_error": json_safe(result.best_rel_error),
             "max_epochs": epochs,
             "final": True,
             "summary": summary,
@@ -66,17 +64,9 @@ def train(config: dict[str, Any]) -> None:
     )
 
 
+# What a light report carries, beside ``max_epochs`` and ``final``; the driver keeps these per epoch.
+LIGHT_FIELDS = ("epoch", "rel_error", "spread", "mse", "loss", "dead_fraction", "finite")
+
+
 def _light(record) -> dict[str, Any]:
-    return {
-        "epoch": record.epoch,
-        "rel_error": _finite_or_none(record.rel_error),
-        "spread": _finite_or_none(record.spread),
-        "mse": _finite_or_none(record.mse),
-        "loss": _finite_or_none(record.loss),
-        "dead_fraction": record.dead_fraction,
-        "finite": record.finite,
-    }
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+    return json_safe({name: getattr(record, name) for name in LIGHT_FIELDS})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,9 +24,9 @@ from search.metrics import DeadUnitProbe, Epoch, gradient_stats, output_stats
 from search.optimizers import make_optimizer
 from search.symptoms import Symptom, detect, outcome
 from spaces.case import Case, Data
-from spaces.transforms import transform
+from spaces.transforms import Transformed, transform
 
-__all__ = ["TrialResult", "pick_device", "run_trial"]
+__all__ = ["TrialResult", "json_safe", "pick_device", "run_trial"]
 
 # Early stopping (the ``early_stopping`` factor): patience as a share of the budget, never under 5 epochs.
 _PATIENCE_SHARE = 0.1
@@ -66,16 +66,17 @@ class TrialResult:
         if not history:
             data.pop("history")
             data.pop("samples")
-        return _finite(data)
+        return json_safe(data)
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (nested in dicts and lists) replaced by None: JSON has no NaN."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -219,20 +220,25 @@ class _Trainer:
             options=case.optimizer_options,
         )
         self.inputs, self.targets = data.inputs.to(device), data.targets.to(device)
+        # The memorised set in model space, transformed once: it is measured every epoch, and trained on
+        # whole when there are no minibatches.
+        self.memorised = transform(self.transform, self.inputs, self.targets, case.time_dim)
         self.probe = DeadUnitProbe(model)
 
-    def _batches(self):
+    def _batches(self) -> Iterator[Transformed]:
+        """The epoch's training batches, in model space."""
         if self.data.fresh_batch is not None:
-            yield self.data.fresh_batch(self.generator)
+            inputs, targets = self.data.fresh_batch(self.generator)
+            yield transform(self.transform, inputs.to(self.device), targets.to(self.device), self.case.time_dim)
             return
         n, size = len(self.inputs), self.data.batch_size
         if size is None or size >= n:
-            yield self.inputs, self.targets
+            yield self.memorised
             return
         order = torch.randperm(n, generator=self.generator).to(self.device)
         for start in range(0, n, size):
             index = order[start : start + size]
-            yield self.inputs[index], self.targets[index]
+            yield transform(self.transform, self.inputs[index], self.targets[index], self.case.time_dim)
 
     def samples(self, count: int = 3, length: int = 1024) -> dict[str, list[list[float]]]:
         """A few memorised samples beside their reconstructions (flattened), for the figures of a sweep."""
@@ -248,8 +254,7 @@ class _Trainer:
     def epoch(self, epoch: int) -> Epoch:
         self.model.train()
         batches = list(self._batches())
-        for step, (inputs, targets) in enumerate(batches):
-            pair = transform(self.transform, inputs.to(self.device), targets.to(self.device), self.case.time_dim)
+        for step, pair in enumerate(batches):
             loss = self.case.loss(self.model(pair.inputs), pair.targets, self.config)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -258,8 +263,7 @@ class _Trainer:
             self.optimizer.step()
         self.model.eval()
         with torch.no_grad(), self.probe:
-            pair = transform(self.transform, self.inputs, self.targets, self.case.time_dim)
-            output = pair.inverse(self.model(pair.inputs))
+            output = self.memorised.inverse(self.model(self.memorised.inputs))
         stats = output_stats(output, self.targets, self.case.variance_dims)
         loss_value = loss.item()
         finite = math.isfinite(loss_value) and math.isfinite(grads["grad_first"]) and bool(torch.isfinite(output).all())

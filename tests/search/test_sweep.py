@@ -70,15 +70,7 @@ def overfit_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.Complet
 
 @pytest.mark.slow
 def test_local_sweep_records_everything(tmp_path):
-    options = SweepOptions(
-        cases=[TINY],
-        trials=8,
-        seeds=2,
-        tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
-        optuna_storage=str(tmp_path / "optuna.log"),
-        results_dir=str(tmp_path / "results"),
-        progress=False,
-    )
+    options = SweepOptions.in_folder(tmp_path, [TINY], trials=8, seeds=2, progress=False)
     (summary,) = run_sweep(options)
     planned = ablation(get_case(TINY), seeds=2)
     assert summary["trials"] == len(planned) + 8
@@ -255,18 +247,7 @@ def test_bad_sweep_input_fails_fast_in_one_line(tmp_path, capsys, monkeypatch, a
 def test_same_seed_same_search_configs(tmp_path):
     def search(folder: Path) -> list[dict]:
         folder.mkdir()
-        run_sweep(
-            SweepOptions(
-                cases=[TINY],
-                parts=("search",),
-                trials=6,
-                seed=7,
-                tracking_uri=f"sqlite:///{folder}/mlflow.db",
-                optuna_storage=str(folder / "optuna.log"),
-                results_dir=str(folder / "results"),
-                progress=False,
-            )
-        )
+        run_sweep(SweepOptions.in_folder(folder, [TINY], parts=("search",), trials=6, seed=7, progress=False))
         return [t.params for t in sorted(study_trials(folder / "optuna.log"), key=lambda t: t.number)]
 
     # Within TPE's random start-up trials the configs follow the ask order alone, whatever finishes first.
