@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from spaces import CASES, PROFILES, Case, CaseError, FactorError, get_case
@@ -89,7 +90,31 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--quiet", action="store_true", help="no live progress")
     sweep.add_argument("--json", action="store_true", help="print the summaries as JSON")
     sweep.set_defaults(run=_cmd_sweep)
+
+    rank = commands.add_parser("rank", help="rank the factors that fixed each case of a finished sweep")
+    _records(rank)
+    rank.add_argument("--json", action="store_true", help="print the rankings as JSON")
+    rank.set_defaults(run=_cmd_rank)
+
+    report = commands.add_parser("report", help="write the rankings as Markdown and HTML with figures")
+    _records(report)
+    report.add_argument("--out", required=True, metavar="DIR", help="folder for report.md, report.html and figures")
+    report.set_defaults(run=_cmd_report)
     return parser
+
+
+def _records(parser: argparse.ArgumentParser) -> None:
+    """Where a finished sweep is read from (the same defaults as ``overfit sweep`` writes to)."""
+    parser.add_argument("cases", nargs="*", metavar="CASE", help="cases to rank (default: every case swept)")
+    parser.add_argument(
+        "--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store (default sqlite:///mlflow.db)"
+    )
+    parser.add_argument("--experiment", default="overfit", help="MLflow experiment (default overfit)")
+    parser.add_argument(
+        "--optuna-storage",
+        default=None,
+        help="Optuna journal file or URL for the search's distributions (default optuna.log when present)",
+    )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -196,6 +221,35 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
         print(f"{summary['case']}: {summary['trials']} trials ({outcomes}); parent run {summary['parent_run_id']}")
         print(f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}")
+    return 0
+
+
+def _load_rankings(args: argparse.Namespace):
+    from analysis import load_mlflow, rank, search_distributions
+
+    sweep = load_mlflow(args.tracking_uri, args.experiment, args.cases or None)
+    storage = args.optuna_storage or ("optuna.log" if Path("optuna.log").is_file() else None)
+    distributions = search_distributions(storage, sweep) if storage else {}
+    return sweep, rank(sweep, args.cases or None, distributions)
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from analysis.report import format_ranking
+
+    _, rankings = _load_rankings(args)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rankings.values()], indent=2))
+        return 0
+    print("\n\n".join(format_ranking(r) for r in rankings.values()))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import write_report
+
+    sweep, rankings = _load_rankings(args)
+    page = write_report(sweep, rankings, args.out)
+    print(f"wrote {page} and {page.with_suffix('.md')}")
     return 0
 
 

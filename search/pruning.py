@@ -106,14 +106,19 @@ class PruningOptunaSearch(OptunaSearch):
     when it raised or went non-finite).
     """
 
-    def __init__(self, *args: Any, pruner: BasePruner | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, pruner: BasePruner | None = None, study_attrs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         self._pruner = pruner or optuna.pruners.NopPruner()
+        self._study_attrs = study_attrs or {}
         self._pruned: set[str] = set()
         super().__init__(*args, **kwargs)
 
     def _setup_study(self, mode: Any) -> None:
         super()._setup_study(mode)
         self._ot_study.pruner = self._pruner
+        for key, value in self._study_attrs.items():  # read by the analysis (which case, what counts as fixed)
+            self._ot_study.set_user_attr(key, value)
 
     def should_prune(self, trial_id: str, result: dict[str, Any]) -> bool:
         ot_trial = self._ot_trials.get(trial_id)
@@ -143,6 +148,9 @@ class PruningOptunaSearch(OptunaSearch):
             return
         ot_trial = self._ot_trials[trial_id]
         value = (result or {}).get("rel_error")
+        summary = (result or {}).get("summary") or {}
+        ot_trial.set_user_attr("outcome", "pruned" if trial_id in self._pruned else summary.get("outcome", "error"))
+        ot_trial.set_user_attr("fixed", bool(summary.get("fixed", False)))
         if trial_id in self._pruned:
             self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
         elif error or value is None or not (result or {}).get("final"):

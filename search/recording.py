@@ -149,6 +149,7 @@ def _judge_partial(history: list[dict[str, Any]], case: Case, failed: bool, tria
         "rel_error": None if math.isnan(last.rel_error) else last.rel_error,
         "best_rel_error": min((e.rel_error for e in epochs if math.isfinite(e.rel_error)), default=None),
         "epochs": last.epoch,
+        "seconds": (getattr(trial, "last_result", None) or {}).get("time_total_s"),
         "fixed": False,
         "error": error,
         "history": history,

@@ -235,7 +235,7 @@ def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
     else:
         parent_id = recorder.start_sweep(case.name, params)
     study_name = f"{case.name}-{parent_id[:8]}"
-    recorder.client.set_tag(parent_id, "overfit.study", study_name)
+    recorder.describe_sweep(parent_id, case, study_name)
     display = Progress(case.name, options.progress, options.stream)
     records: list[TrialRecord] = []
     try:
@@ -338,13 +338,14 @@ def _run_search(case, ref, count: int, study_name: str, options, recorder, paren
     storage = _optuna_storage(options.optuna_storage)
     _fail_interrupted(storage, study_name)
     searcher = PruningOptunaSearch(
-        space=optuna_space(case.space),
+        space=optuna_space(case.search_space()),
         metric="rel_error",
         mode="min",
         sampler=optuna.samplers.TPESampler(seed=options.seed),
         study_name=study_name,
         storage=storage,
         pruner=CollapsePruner() if options.prune else optuna.pruners.NopPruner(),
+        study_attrs={"case": case.name, "threshold": case.threshold},
     )
     callback = RecordingCallback(case, "search", options, recorder, parent_id, display, records, searcher=searcher)
     display.add("search", count)

@@ -8,6 +8,7 @@ trial to its run across a resume, so nothing is recorded twice and nothing is le
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -59,6 +60,21 @@ class Recorder:
         )
         self.client.log_batch(run.info.run_id, params=[Param(k, str(v)) for k, v in params.items()])
         return run.info.run_id
+
+    def describe_sweep(self, run_id: str, case: Any, study: str) -> None:
+        """What the analysis needs besides the trials: the case's factors, baseline, documented fix, threshold."""
+        baseline = case.config()
+        fix = {k: v for k, v in case.fixed_config().items() if v != baseline[k]}
+        tags = {
+            "overfit.study": study,
+            "overfit.title": case.title,
+            "overfit.factors": ",".join(case.space),
+            "overfit.task_factors": ",".join(case.task_factors),
+            "overfit.baseline": json.dumps(baseline),
+            "overfit.fix": json.dumps(fix),
+            "overfit.threshold": repr(float(case.threshold)),
+        }
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def unfinished_sweep(self, case: str) -> Any | None:
         """The most recent sweep of ``case`` that did not finish (what ``--resume`` continues), or None."""

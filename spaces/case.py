@@ -94,6 +94,9 @@ class Case:
         variance_dims: axes over which "predicting the mean" is taken; relative error 1 means no better than it.
         time_dim: axis along which the ``difference`` transform runs.
         optimizer_options: extra keyword arguments for the optimizer (such as Adam's betas).
+        task_factors: factors that change what is memorised (seed 000's batch of n signals) rather than how it
+            is learnt. The ablation tries them as a diagnostic ("one signal fits"), the search holds them at the
+            baseline, and the analysis never ranks them as fixes: memorising less is not memorising.
     """
 
     name: ClassVar[str]
@@ -108,6 +111,7 @@ class Case:
     variance_dims: ClassVar[tuple[int, ...]] = (0,)
     time_dim: ClassVar[int] = -1
     optimizer_options: ClassVar[Mapping[str, Any]] = {}
+    task_factors: ClassVar[tuple[str, ...]] = ()
 
     def make_data(self, seed: int, budget: Budget, config: Mapping[str, Any]) -> Data:
         """The data to memorise, deterministic in ``seed`` (``config`` for factors that shape data, e.g. batch size)."""
@@ -138,6 +142,10 @@ class Case:
                 f"unknown factor {name!r} for case {self.name!r}; choose from {sorted(self.space)}"
             ) from None
 
+    def search_space(self) -> dict[str, Factor]:
+        """The factors the Optuna search varies: the space less the task factors."""
+        return {name: f for name, f in self.space.items() if name not in self.task_factors}
+
     def fixed_config(self) -> dict[str, Any]:
         """The baseline with the documented fix applied."""
         return self.config(self.fix)
@@ -159,6 +167,9 @@ class Case:
                 f"case {self.name!r}: baseline must give one value per factor of its space; "
                 f"missing {missing}, extra {extra}"
             )
+        unknown = sorted(set(self.task_factors) - set(self.space))
+        if unknown:
+            raise TypeError(f"case {self.name!r}: task_factors must be factors of its space, got {unknown}")
         self.config(self.fix)  # validates baseline and fix
         for method in ("make_data", "build_model"):
             if getattr(type(self), method) is getattr(Case, method):
@@ -174,6 +185,7 @@ class Case:
             "threshold": self.threshold,
             "baseline": dict(self.baseline),
             "fix": dict(self.fix),
+            "task_factors": list(self.task_factors),
             "factors": {
                 name: list(f.choices)
                 if f.categorical

@@ -1,0 +1,416 @@
+"""Finished sweeps into tidy pandas DataFrames: one row per trial, from MLflow (the primary record), the Optuna
+storage (the search's studies) or Ray's results folder.
+
+Reads only what ``overfit sweep`` wrote (MLflow tags ``overfit.*``, params, summary metrics; Optuna studies named
+``{case}-{sweep}``; Ray's ``result.json`` lines); imports nothing from the training code.
+
+Example:
+    >>> sweep = load_mlflow("sqlite:///mlflow.db")          # doctest: +SKIP
+    >>> sweep.trials.groupby(["case", "outcome"]).size()     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "TRIAL_COLUMNS",
+    "AnalysisError",
+    "CaseSweep",
+    "Sweep",
+    "load_mlflow",
+    "load_optuna",
+    "load_ray_results",
+    "optuna_studies",
+    "parse_value",
+    "search_distributions",
+]
+
+TRIAL_COLUMNS = [
+    "case",
+    "part",
+    "label",
+    "seed",
+    "outcome",
+    "symptoms",
+    "fixed",
+    "pruned",
+    "final_rel_error",
+    "best_rel_error",
+    "epochs",
+    "seconds",
+    "status",
+    "run_id",
+    "sweep_id",
+]
+"""The columns every trial frame has; each factor of the case is one more column, named as the factor."""
+
+_NOT_FACTORS = {"seed", "profile"}
+
+
+class AnalysisError(ValueError):
+    """A sweep that cannot be analysed: missing store or experiment, no trials, a corrupt results folder."""
+
+
+@dataclass
+class CaseSweep:
+    """What the analysis needs to know of one case's sweep besides its trials.
+
+    Attributes:
+        case: the case's name.
+        sweep_id: the MLflow parent run of the sweep (empty when not loaded from MLflow).
+        factors: the factors the sweep varied, in the case's order.
+        baseline: the failing baseline's value of every factor.
+        fix: the documented fix, only the factors it changes (empty when the sweep did not record it).
+        threshold: relative error under which a trial is fixed (None when not recorded).
+        status: the parent run's status (FINISHED, KILLED, RUNNING).
+        study: the Optuna study of its search part.
+        task_factors: factors that change what is memorised; never ranked as fixes.
+        title: the case's one-line description.
+    """
+
+    case: str
+    sweep_id: str
+    factors: list[str]
+    baseline: dict[str, Any]
+    fix: dict[str, Any] = field(default_factory=dict)
+    threshold: float | None = None
+    status: str = "FINISHED"
+    study: str | None = None
+    task_factors: tuple[str, ...] = ()
+    title: str = ""
+
+
+@dataclass
+class Sweep:
+    """A finished sweep of one or more cases: the trial frame, and per case what frames alone cannot say.
+
+    ``trials`` has :data:`TRIAL_COLUMNS` and one column per factor; ``symptoms`` is a tuple of names.
+    """
+
+    trials: pd.DataFrame
+    cases: dict[str, CaseSweep]
+    tracking_uri: str | None = None
+    experiment: str | None = None
+
+    def of(self, case: str) -> pd.DataFrame:
+        """The trials of one case, with only that case's factors as factor columns."""
+        if case not in self.cases:
+            raise AnalysisError(f"case must be one of the sweep's {sorted(self.cases)}, got {case!r}")
+        info = self.cases[case]
+        rows = self.trials[self.trials["case"] == case]
+        return rows[TRIAL_COLUMNS + [f for f in info.factors if f in rows.columns]].reset_index(drop=True)
+
+    def curves(self, run_ids: Iterable[str], metric: str = "rel_error") -> pd.DataFrame:
+        """Per-epoch values of ``metric`` for the given trial runs: columns run_id, epoch, value (MLflow only)."""
+        client = self._client()
+        rows = [
+            {"run_id": run_id, "epoch": m.step, "value": m.value}
+            for run_id in run_ids
+            for m in client.get_metric_history(run_id, metric)
+        ]
+        return pd.DataFrame(rows, columns=["run_id", "epoch", "value"]).sort_values(["run_id", "epoch"])
+
+    def artifact(self, run_id: str, name: str, folder: str | Path) -> Path | None:
+        """Downloads one artifact of a run (such as ``reconstructions.png``) into ``folder``; None if absent."""
+        client = self._client()
+        if name not in {a.path for a in client.list_artifacts(run_id)}:
+            return None
+        return Path(client.download_artifacts(run_id, name, str(folder)))
+
+    def _client(self):
+        if self.tracking_uri is None:
+            raise AnalysisError("per-epoch curves and artifacts are in MLflow: load the sweep with load_mlflow")
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+
+# ---- MLflow ----------------------------------------------------------------------------------------------
+
+
+def load_mlflow(
+    tracking_uri: str = "sqlite:///mlflow.db",
+    experiment: str = "overfit",
+    cases: Iterable[str] | None = None,
+) -> Sweep:
+    """Loads the latest sweep of each case in ``experiment`` (a finished one when there is one).
+
+    Raises:
+        AnalysisError: the store is missing or unreachable, the experiment is missing or holds no sweep, or a
+            requested case was never swept there.
+    """
+    _check_store(tracking_uri)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise AnalysisError(f"experiment must exist in {tracking_uri}, got {experiment!r}; experiments there: {names}")
+    parents = _search(client, found.experiment_id, "tags.`overfit.role` = 'sweep'")
+    latest: dict[str, Any] = {}
+    for run in sorted(parents, key=lambda r: (r.info.status == "FINISHED", r.info.start_time)):
+        latest[run.data.tags.get("overfit.case", "")] = run  # finished ones last, newest last: they win
+    wanted = list(cases) if cases else sorted(latest)
+    if not latest:
+        raise AnalysisError(f"experiment {experiment!r} in {tracking_uri} holds no overfit sweep: run `overfit sweep`")
+    missing = [c for c in wanted if c not in latest]
+    if missing:
+        raise AnalysisError(f"case must be one of the swept {sorted(latest)}, got {missing[0]!r}")
+    children = _search(client, found.experiment_id, "tags.`overfit.role` = 'trial'")
+    by_parent: dict[str, list[Any]] = {}
+    for run in children:
+        by_parent.setdefault(run.data.tags.get("mlflow.parentRunId", ""), []).append(run)
+    rows, infos = [], {}
+    for case in wanted:
+        parent = latest[case]
+        runs = [r for r in by_parent.get(parent.info.run_id, []) if r.info.status not in ("RUNNING", "SCHEDULED")]
+        case_rows = [_mlflow_row(case, parent.info.run_id, run) for run in runs]
+        infos[case] = _case_info(case, parent, case_rows)
+        rows += case_rows
+    return Sweep(_frame(rows), infos, tracking_uri, experiment)
+
+
+def _search(client, experiment_id: str, filter_string: str) -> list[Any]:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string, max_results=5000, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _mlflow_row(case: str, sweep_id: str, run) -> dict[str, Any]:
+    tags, metrics = run.data.tags, run.data.metrics
+    params = {k: parse_value(v) for k, v in run.data.params.items()}
+    row = {
+        "case": case,
+        "part": tags.get("overfit.part", ""),
+        "label": tags.get("overfit.label", run.info.run_name),
+        "seed": params.get("seed"),
+        "outcome": tags.get("overfit.outcome", "error"),
+        "symptoms": tuple(s for s in tags.get("overfit.symptoms", "").split(",") if s),
+        "fixed": tags.get("overfit.fixed") == "true",
+        "pruned": tags.get("overfit.pruned") == "true",
+        "final_rel_error": metrics.get("final_rel_error", math.nan),
+        "best_rel_error": metrics.get("best_rel_error", math.nan),
+        "epochs": metrics.get("epochs", math.nan),
+        "seconds": metrics.get("seconds", math.nan),
+        "status": run.info.status,
+        "run_id": run.info.run_id,
+        "sweep_id": sweep_id,
+    }
+    row.update({k: v for k, v in params.items() if k not in _NOT_FACTORS})
+    return row
+
+
+def _case_info(case: str, parent, rows: list[dict[str, Any]]) -> CaseSweep:
+    tags = parent.data.tags
+    baseline_row = next((r for r in rows if r["label"] == "baseline"), None)
+    if "overfit.baseline" in tags:
+        baseline = json.loads(tags["overfit.baseline"])
+    elif baseline_row is not None:  # sweeps recorded before the parent carried its baseline
+        baseline = {k: v for k, v in baseline_row.items() if k not in TRIAL_COLUMNS}
+    else:
+        baseline = {}
+    factors = tags["overfit.factors"].split(",") if tags.get("overfit.factors") else list(baseline)
+    threshold = tags.get("overfit.threshold")
+    return CaseSweep(
+        case=case,
+        sweep_id=parent.info.run_id,
+        factors=factors,
+        baseline=baseline,
+        fix=json.loads(tags.get("overfit.fix", "{}")),
+        threshold=float(threshold) if threshold else None,
+        status=parent.info.status,
+        study=tags.get("overfit.study"),
+        task_factors=tuple(f for f in tags.get("overfit.task_factors", "").split(",") if f),
+        title=tags.get("overfit.title", ""),
+    )
+
+
+def _check_store(uri: str) -> None:
+    """Fails before MLflow would quietly create an empty store at a mistyped path, or hang on a dead server."""
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise AnalysisError(f"the MLflow store must exist, got {uri!r} (no file {path}): run `overfit sweep` first")
+    elif uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise AnalysisError(f"the tracking server must be reachable, got {uri!r} ({exc})") from None
+    elif "://" not in uri and not Path(uri).exists():
+        raise AnalysisError(f"the MLflow store must exist, got {uri!r}")
+
+
+# ---- Optuna ----------------------------------------------------------------------------------------------
+
+
+def load_optuna(storage: str = "optuna.log", cases: Iterable[str] | None = None) -> pd.DataFrame:
+    """Every trial of every study in an Optuna storage (a journal file, or a database URL), one row each.
+
+    Columns: case, study, number, state, value (the final relative error), pruned, fixed and outcome (when the
+    sweep recorded them), then one column per factor.
+    """
+    studies = optuna_studies(storage)
+    wanted = set(cases) if cases else None
+    rows = []
+    for study in studies:
+        case = study.user_attrs.get("case") or study.study_name.rsplit("-", 1)[0]
+        if wanted is not None and case not in wanted:
+            continue
+        for trial in study.get_trials(deepcopy=False):
+            rows.append(
+                {
+                    "case": case,
+                    "study": study.study_name,
+                    "number": trial.number,
+                    "state": trial.state.name,
+                    "value": trial.value if trial.value is not None else math.nan,
+                    "pruned": trial.state.name == "PRUNED",
+                    "fixed": trial.user_attrs.get("fixed"),
+                    "outcome": trial.user_attrs.get("outcome", "pruned" if trial.state.name == "PRUNED" else None),
+                    **trial.params,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def optuna_studies(storage: str) -> list[Any]:
+    """The studies of a journal file or database URL, loaded; raises AnalysisError when there is none."""
+    import optuna
+
+    if "://" in storage:
+        store: Any = storage
+    else:
+        path = Path(storage).expanduser()
+        if not path.is_file():
+            raise AnalysisError(f"the Optuna storage must be an existing journal file, got {storage!r}")
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        try:
+            store = JournalStorage(JournalFileBackend(str(path.resolve())))
+        except Exception as exc:  # a file that is not a journal
+            raise AnalysisError(f"the Optuna storage must be a journal file, got {storage!r} ({exc})") from None
+    summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
+    if not summaries:
+        raise AnalysisError(f"the Optuna storage must hold a study, got none in {storage!r}")
+    return [optuna.load_study(study_name=s.study_name, storage=store) for s in summaries]
+
+
+def search_distributions(storage: str, sweep: Sweep) -> dict[str, dict[str, Any]]:
+    """Per case of ``sweep``, the Optuna distributions its search sampled from (its stored study's), if found."""
+    by_name = {study.study_name: study for study in optuna_studies(storage)}
+    out = {}
+    for case, info in sweep.cases.items():
+        study = by_name.get(info.study or "")
+        trials = study.get_trials(deepcopy=False) if study is not None else []
+        if trials:
+            out[case] = {k: v for t in trials for k, v in t.distributions.items()}
+    return out
+
+
+# ---- Ray results -----------------------------------------------------------------------------------------
+
+
+def load_ray_results(folder: str | Path = "overfit-results") -> pd.DataFrame:
+    """Every finished trial in Ray's results folder (``{case}-{part}-{time}/{part}_{id}/result.json``).
+
+    Ray's folder knows the factors a trial changed (ablation) or was given (search), not the case's baseline, so
+    the factor columns hold only those; MLflow is the complete record.
+
+    Raises:
+        AnalysisError: the folder is missing or holds no trial, or a trial's record is not JSON lines.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise AnalysisError(f"the Ray results folder must exist, got {str(folder)!r}")
+    rows = []
+    for result in sorted(root.glob("*-*-*/*_*/result.json")):
+        lines = [line for line in result.read_text().splitlines() if line.strip()]
+        try:
+            records = [json.loads(line) for line in lines]
+            params = json.loads((result.parent / "params.json").read_text())
+        except (json.JSONDecodeError, FileNotFoundError) as exc:
+            raise AnalysisError(
+                f"a Ray trial record must be JSON lines beside params.json, got {result} ({exc})"
+            ) from None
+        final = next((r for r in reversed(records) if r.get("final")), None)
+        rows.append(_ray_row(params, records, final))
+    if not rows:
+        raise AnalysisError(f"the Ray results folder must hold {{case}}-{{part}}-{{time}}/ trials, got none in {root}")
+    return _frame(rows)
+
+
+def _ray_row(params: Mapping[str, Any], records: list[Mapping[str, Any]], final: Mapping[str, Any] | None) -> dict:
+    summary = (final or {}).get("summary") or {}
+    last = records[-1] if records else {}
+    plan = params.get("plan")
+    factors = dict(plan["overrides"]) if plan else {k: v for k, v in params.items() if k not in _RAY_KEYS}
+    return {
+        "case": params.get("case", ""),
+        "part": params.get("part", ""),
+        "label": plan["label"] if plan else f"search trial {last.get('trial_id', '?')}",
+        "seed": plan["seed"] if plan else params.get("seed"),
+        "outcome": summary.get("outcome", "stopped" if final is None else "error"),
+        "symptoms": tuple(s if isinstance(s, str) else s.get("name", "") for s in summary.get("symptoms", [])),
+        "fixed": bool(summary.get("fixed", False)),
+        "pruned": final is None,  # stopped by the scheduler before its final report
+        "final_rel_error": _float(summary.get("rel_error", last.get("rel_error"))),
+        "best_rel_error": _float(summary.get("best_rel_error")),
+        "epochs": _float(summary.get("epochs", last.get("epoch"))),
+        "seconds": _float(summary.get("seconds", last.get("time_total_s"))),
+        "status": "FINISHED" if final else "STOPPED",
+        "run_id": last.get("trial_id", ""),
+        "sweep_id": "",
+        **factors,
+    }
+
+
+_RAY_KEYS = {"case", "part", "profile", "threads", "seed", "plan"}
+
+
+# ---- shared ----------------------------------------------------------------------------------------------
+
+
+def parse_value(text: str) -> Any:
+    """An MLflow param (always text) back to the value the sweep logged: bool, None, int, float or str."""
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in TRIAL_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.Series(dtype=object)
+    extra = [c for c in frame.columns if c not in TRIAL_COLUMNS]
+    return frame[TRIAL_COLUMNS + extra]
