@@ -62,7 +62,7 @@ def search_importance(
             optuna.trial.create_trial(params=params, distributions=distributions, value=math.log10(max(error, 1e-12)))
         )
     results = {}
-    for name, evaluator in _evaluators().items():
+    for name, evaluator in _evaluators(len(study.trials)).items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -73,10 +73,13 @@ def search_importance(
     return results
 
 
-def _evaluators() -> dict[str, Any]:
+def _evaluators(trials: int) -> dict[str, Any]:
     from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
 
-    evaluators: dict[str, Any] = {"ped_anova": PedAnovaImportanceEvaluator()}
+    # PED-ANOVA contrasts the best ``target_quantile`` of trials with all of them; Optuna's 10% is a single trial
+    # in a quick sweep's search, so the top holds at least three trials (at most half).
+    quantile = min(0.5, max(0.1, 3 / trials))
+    evaluators: dict[str, Any] = {"ped_anova": PedAnovaImportanceEvaluator(target_quantile=quantile)}
     try:
         import sklearn  # noqa: F401  fANOVA's forest
 

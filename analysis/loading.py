@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -122,6 +123,7 @@ class Sweep:
 
     def artifact(self, run_id: str, name: str, folder: str | Path) -> Path | None:
         """Downloads one artifact of a run (such as ``reconstructions.png``) into ``folder``; None if absent."""
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per image in reports
         client = self._client()
         if name not in {a.path for a in client.list_artifacts(run_id)}:
             return None

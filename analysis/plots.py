@@ -33,7 +33,7 @@ def effects_figure(ranking: CaseRanking, threshold: float | None = None) -> plt.
     axis.set_xscale("log")
     axis.set(
         xlabel="final relative error (MSE / variance; 1 = the mean), median over seeds",
-        title=f"{ranking.case}: one change at a time (green: fixed in some seed)",
+        title=f"{ranking.case}: one change at a time (green: fixed)",
     )
     axis.legend(fontsize=8, loc="lower right")
     figure.tight_layout()
