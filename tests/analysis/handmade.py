@@ -65,3 +65,51 @@ def ablation_of_a_dying_relu(seeds: int = 2) -> list[dict[str, Any]]:
             trial("batch_size=1", seed, 1e-6, batch_size=1),
         ]
     return rows
+
+
+def record_sweep(tracking_uri: str, results: list[tuple[str, str, dict[str, Any], int, float]]) -> str:
+    """Writes one sweep of the tiny test case to MLflow through the sweep's own Recorder, without training.
+
+    ``results`` holds (label, part, overrides, seed, final relative error) per trial; a trial is fixed under the
+    case's threshold and its relative error falls linearly to that value over 10 epochs. Returns the parent run.
+    """
+    from search.tracking import Recorder
+    from tests.sweep_case import TinyCollapse
+
+    case = TinyCollapse()
+    recorder = Recorder(tracking_uri, "overfit")
+    parent = recorder.start_sweep(case.name, {"profile": "quick", "seeds": 1, "trials": 0})
+    recorder.describe_sweep(parent, case, f"{case.name}-{parent[:8]}")
+    for label, part, overrides, seed, error in results:
+        run_id = recorder.start_trial(
+            parent,
+            f"{part}/{label}/seed={seed}",
+            label,
+            {**case.config(overrides), "seed": seed, "profile": "quick"},
+            {"overfit.case": case.name, "overfit.part": part, "overfit.label": label},
+        )
+        history = [{"epoch": e, "rel_error": 1.0 + (error - 1.0) * e / 10} for e in range(1, 11)]
+        fixed = error < case.threshold
+        summary = {
+            "outcome": "fixed" if fixed else "collapsed",
+            "symptoms": [] if fixed else [{"name": "collapsed", "evidence": "spread 0.01"}],
+            "fixed": fixed,
+            "rel_error": error,
+            "best_rel_error": error,
+            "epochs": 10,
+            "seconds": 0.5,
+        }
+        recorder.finish_trial(run_id, history, summary, "FINISHED")
+        if label == "baseline":
+            samples = {"target": [[0.0, 1.0, 0.0]], "output": [[0.3, 0.3, 0.3]]}
+            recorder.log_figures(run_id, "baseline", history, samples)
+    recorder.end_sweep(parent)
+    return parent
+
+
+TINY_RESULTS = [
+    ("baseline", "ablation", {}, 0, 1.0),
+    ("lr=0.01", "ablation", {"lr": 0.01}, 0, 0.01),
+    ("activation=tanh", "ablation", {"activation": "tanh"}, 0, 0.98),
+    ("search #0", "search", {"lr": 0.05, "activation": "tanh"}, 0, 0.02),
+]

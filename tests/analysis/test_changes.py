@@ -20,7 +20,7 @@ def test_single_changes_give_fix_rate_across_seeds_and_error_ratio():
     assert by_label["lr=0.01"].fixed == 1 and by_label["lr=0.01"].seeds == 2
     assert math.isclose(by_label["hidden_size=64"].error_ratio, 0.3)
     assert by_label["activation=tanh"].fix_rate == 0.0
-    assert list(singles["factor"])[0] in {"batch_size", "activation"}  # full fix rate first, then lowest error
+    assert singles["factor"].iloc[0] in {"batch_size", "activation"}  # full fix rate first, then lowest error
 
 
 def test_single_changes_count_a_diverged_trial_as_worst():

@@ -17,9 +17,7 @@ def test_a_change_that_fixes_alone_in_every_seed_ranks_first():
     assert ranking.top(2) == ["activation", "lr"]
     first = ranking.table.iloc[0]
     assert first["change"] == "relu→elu" and first["fixed_alone"] == 2
-    assert first["explanation"].startswith(
-        "activation relu→elu alone fixes it in 2/2 seeds; relative error 1 → 0.001"
-    )
+    assert first["explanation"].startswith("activation relu→elu alone fixes it in 2/2 seeds; relative error 1 → 0.001")
 
 
 def test_task_factors_are_listed_last_and_never_ranked():
