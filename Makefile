@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast bench clean
 
-# The main job: sweep every documented case on the quick profile (ablation over one seed + 6 Optuna trials).
+# The main job: sweep every documented case on the quick profile (ablation over one seed + 6 Optuna trials),
+# then rank the factors that fixed each case.
 run: $(STAMP)
 	$(BIN)/overfit sweep --all --seeds 1 --trials 6
+	$(BIN)/overfit rank
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,4 +33,4 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) mlflow.db mlruns optuna.log overfit-results .pytest_cache .ruff_cache
+	rm -rf $(VENV) mlflow.db mlruns optuna.log overfit-results notebook-artifacts .pytest_cache .ruff_cache

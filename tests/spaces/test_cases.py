@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from search.symptoms import DETECTORS
-from search.trial import run_trial
 from spaces import CASES, FACTORS, PROFILES, get_case
 
 NAMES = sorted(CASES)
@@ -83,12 +82,5 @@ def test_identity_case_matches_the_threads_statistics():
     assert x.std().item() == pytest.approx(0.0012380764, rel=0.05)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", NAMES)
-def test_quick_baseline_fails_with_its_documented_symptom_and_the_fix_fixes(name):
-    case = get_case(name)
-    baseline = run_trial(case, seed=0, profile="quick", threads=1)
-    assert not baseline.fixed, baseline.to_json()
-    assert case.symptom in {s.name for s in baseline.symptoms}, baseline.to_json()
-    fixed = run_trial(case, case.fix, seed=0, profile="quick", threads=1)
-    assert fixed.fixed, fixed.to_json()
+# That each quick baseline fails with its documented symptom and each documented fix fixes it is asserted on the
+# quick sweep of all five cases, with the ranking (tests/analysis/test_gold.py).
