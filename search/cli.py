@@ -71,6 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--profile", choices=PROFILES, default="quick", help="training budget (default quick)")
     sweep.add_argument("--seed", type=int, default=0, help="seeds the Optuna sampler (default 0)")
     sweep.add_argument("--no-prune", action="store_true", help="run every search trial to the end")
+    sweep.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="ask Optuna's trials in synchronous batches: the same --seed gives the same configs (slower)",
+    )
     sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each trial holds (default 1)")
     sweep.add_argument(
         "--gpus-per-trial",
@@ -196,6 +201,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         profile=args.profile,
         seed=args.seed,
         prune=not args.no_prune,
+        deterministic=args.deterministic,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent,

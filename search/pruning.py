@@ -104,12 +104,25 @@ class PruningOptunaSearch(OptunaSearch):
     ``on_trial_result``; that call reports the epoch to the Optuna trial and asks the study's pruner.
     A trial that reports ``final`` carries its judged result; its value is told to Optuna as COMPLETE (or FAIL
     when it raised or went non-finite).
+
+    With ``batch`` set, trials are asked in synchronous batches of that size: a new batch is asked only once the
+    last one has finished. TPE's suggestions then depend on which trials finished, never on the order in which
+    they did, so the same seed gives the same configs beyond TPE's random start-up trials (``--deterministic``),
+    at the cost of slots idling while a batch's slowest trial runs.
     """
 
     def __init__(
-        self, *args: Any, pruner: BasePruner | None = None, study_attrs: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        pruner: BasePruner | None = None,
+        study_attrs: dict[str, Any] | None = None,
+        batch: int | None = None,
+        **kwargs: Any,
     ) -> None:
         self._pruner = pruner or optuna.pruners.NopPruner()
+        self._batch = batch
+        self._asked_in_batch = 0
+        self._in_flight: set[str] = set()
         self._study_attrs = study_attrs or {}
         self._pruned: set[str] = set()
         super().__init__(*args, **kwargs)
@@ -119,6 +132,18 @@ class PruningOptunaSearch(OptunaSearch):
         self._ot_study.pruner = self._pruner
         for key, value in self._study_attrs.items():  # read by the analysis (which case, what counts as fixed)
             self._ot_study.set_user_attr(key, value)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if self._batch:
+            if self._asked_in_batch >= self._batch:
+                if self._in_flight:
+                    return None  # Tune asks again later; the batch is still running
+                self._asked_in_batch = 0
+        config = super().suggest(trial_id)
+        if self._batch and isinstance(config, dict):
+            self._asked_in_batch += 1
+            self._in_flight.add(trial_id)
+        return config
 
     def should_prune(self, trial_id: str, result: dict[str, Any]) -> bool:
         ot_trial = self._ot_trials.get(trial_id)
@@ -144,6 +169,7 @@ class PruningOptunaSearch(OptunaSearch):
         pass  # reported in should_prune, which sees every result first
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        self._in_flight.discard(trial_id)
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]

@@ -47,6 +47,7 @@ class SweepOptions:
     profile: str = "quick"
     seed: int = 0
     prune: bool = True
+    deterministic: bool = False
     cpus_per_trial: float = 1.0
     gpus_per_trial: float | None = None
     max_concurrent: int | None = None
@@ -220,6 +221,7 @@ def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
         "parts": ",".join(options.parts),
         "seed": options.seed,
         "prune": options.prune,
+        "deterministic": options.deterministic,
         "case_ref": ref,
     }
     finished: set[str] = set()
@@ -293,6 +295,7 @@ def _with_stored(options: SweepOptions, stored: dict[str, str]) -> SweepOptions:
         parts=tuple(stored.get("parts", ",".join(options.parts)).split(",")),
         seed=int(stored.get("seed", options.seed)),
         prune=stored.get("prune", str(options.prune)) == "True",
+        deterministic=stored.get("deterministic", str(options.deterministic)) == "True",
     )
 
 
@@ -346,6 +349,7 @@ def _run_search(case, ref, count: int, study_name: str, options, recorder, paren
         storage=storage,
         pruner=CollapsePruner() if options.prune else optuna.pruners.NopPruner(),
         study_attrs={"case": case.name, "threshold": case.threshold},
+        batch=_slots(options)[1] if options.deterministic else None,
     )
     callback = RecordingCallback(case, "search", options, recorder, parent_id, display, records, searcher=searcher)
     display.add("search", count)

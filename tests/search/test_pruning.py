@@ -68,7 +68,7 @@ class FakeTrial:
         self.trial_id = trial_id
 
 
-def make_pair():
+def make_pair(**options):
     case = get_case("lstm_mean_prediction")
     searcher = PruningOptunaSearch(
         space=optuna_space(case.space),
@@ -76,6 +76,7 @@ def make_pair():
         mode="min",
         sampler=optuna.samplers.RandomSampler(seed=0),
         pruner=CollapsePruner(),
+        **options,
     )
     return searcher, PruningScheduler(searcher)
 
@@ -128,3 +129,14 @@ def test_final_result_is_never_pruned():
     searcher, scheduler = make_pair()
     searcher.suggest("done")
     assert scheduler.on_trial_result(None, FakeTrial("done"), result(100, 1.0, 0.0, final=True)) == "CONTINUE"
+
+
+def test_deterministic_batches_wait_for_the_whole_batch_before_asking_again():
+    searcher, _ = make_pair(batch=2)
+    assert searcher.suggest("a") and searcher.suggest("b")
+    assert searcher.suggest("c") is None  # the batch is full
+    searcher.on_trial_complete("a", result(100, 0.5, 0.5, final=True))
+    assert searcher.suggest("c") is None  # one of the batch still runs: its result must count for the next
+    searcher.on_trial_complete("b", result(100, 0.4, 0.5, final=True))
+    assert searcher.suggest("c") and searcher.suggest("d") and searcher.suggest("e") is None
+    assert [t.number for t in searcher._ot_study.get_trials()] == [0, 1, 2, 3]

@@ -245,10 +245,15 @@ def test_bad_sweep_input_fails_fast_in_one_line(tmp_path, capsys, monkeypatch, a
 
 @pytest.mark.slow
 def test_same_seed_same_search_configs(tmp_path):
-    def search(folder: Path) -> list[dict]:
+    def search(folder: Path, trials: int, **options) -> list[dict]:
         folder.mkdir()
-        run_sweep(SweepOptions.in_folder(folder, [TINY], parts=("search",), trials=6, seed=7, progress=False))
+        run_sweep(
+            SweepOptions.in_folder(folder, [TINY], parts=("search",), trials=trials, seed=7, progress=False, **options)
+        )
         return [t.params for t in sorted(study_trials(folder / "optuna.log"), key=lambda t: t.number)]
 
     # Within TPE's random start-up trials the configs follow the ask order alone, whatever finishes first.
-    assert search(tmp_path / "a") == search(tmp_path / "b")
+    assert search(tmp_path / "a", 6) == search(tmp_path / "b", 6)
+    # Beyond them (TPE models the finished trials), --deterministic asks in synchronous batches.
+    first = search(tmp_path / "c", 14, deterministic=True)
+    assert len(first) == 14 and first == search(tmp_path / "d", 14, deterministic=True)
