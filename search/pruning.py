@@ -134,11 +134,10 @@ class PruningOptunaSearch(OptunaSearch):
             self._ot_study.set_user_attr(key, value)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self._batch:
-            if self._asked_in_batch >= self._batch:
-                if self._in_flight:
-                    return None  # Tune asks again later; the batch is still running
-                self._asked_in_batch = 0
+        if self._batch and self._asked_in_batch >= self._batch:
+            if self._in_flight:
+                return None  # Tune asks again later; the batch is still running
+            self._asked_in_batch = 0
         config = super().suggest(trial_id)
         if self._batch and isinstance(config, dict):
             self._asked_in_batch += 1

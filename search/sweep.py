@@ -395,7 +395,10 @@ def _fit(
         ),
         run_config=_run_config(case, part, options, [callback]),
     )
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        callback.flush()  # the runs of finished trials are written before anything reads or closes them
     callback.check_complete(expected)
 
 
