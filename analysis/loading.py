@@ -329,7 +329,7 @@ def search_distributions(storage: str, sweep: Sweep) -> dict[str, dict[str, Any]
 
 
 def load_ray_results(folder: str | Path = "overfit-results") -> pd.DataFrame:
-    """Every finished trial in Ray's results folder (``{case}-{part}-{time}/{part}_{id}/result.json``).
+    """Every finished trial in Ray's results folder (``{case}-sweep-{time}/{part}_{id}/result.json``).
 
     Ray's folder knows the factors a trial changed (ablation) or was given (search), not the case's baseline, so
     the factor columns hold only those; MLflow is the complete record.
@@ -353,7 +353,7 @@ def load_ray_results(folder: str | Path = "overfit-results") -> pd.DataFrame:
         final = next((r for r in reversed(records) if r.get("final")), None)
         rows.append(_ray_row(params, records, final))
     if not rows:
-        raise AnalysisError(f"the Ray results folder must hold {{case}}-{{part}}-{{time}}/ trials, got none in {root}")
+        raise AnalysisError(f"the Ray results folder must hold {{case}}-sweep-{{time}}/ trials, got none in {root}")
     return _frame(rows)
 
 

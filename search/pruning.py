@@ -19,6 +19,7 @@ Example (the pruner alone, as Optuna tests pruners):
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,9 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
+from ray.tune.utils.util import unflatten_dict
 
 from search.metrics import Epoch
 from search.symptoms import Collapse
@@ -105,10 +108,10 @@ class PruningOptunaSearch(OptunaSearch):
     A trial that reports ``final`` carries its judged result; its value is told to Optuna as COMPLETE (or FAIL
     when it raised or went non-finite).
 
-    With ``batch`` set, trials are asked in synchronous batches of that size: a new batch is asked only once the
-    last one has finished. TPE's suggestions then depend on which trials finished, never on the order in which
-    they did, so the same seed gives the same configs beyond TPE's random start-up trials (``--deterministic``),
-    at the cost of slots idling while a batch's slowest trial runs.
+    With ``batch`` set, trials are asked in synchronous batches of that size (the last one cut to ``trials`` in
+    all): a new batch is asked, whole, only once the last one has finished. TPE's suggestions then depend on which
+    trials finished, never on the order in which they did, so the same seed gives the same configs beyond TPE's
+    random start-up trials (``--deterministic``), at the cost of slots idling while a batch's slowest trial runs.
     """
 
     def __init__(
@@ -117,11 +120,12 @@ class PruningOptunaSearch(OptunaSearch):
         pruner: BasePruner | None = None,
         study_attrs: dict[str, Any] | None = None,
         batch: int | None = None,
+        trials: int | None = None,
         **kwargs: Any,
     ) -> None:
         self._pruner = pruner or optuna.pruners.NopPruner()
-        self._batch = batch
-        self._asked_in_batch = 0
+        self._batch, self._trials, self._asked = batch, trials, 0
+        self._ready: deque[optuna.Trial] = deque()
         self._in_flight: set[str] = set()
         self._study_attrs = study_attrs or {}
         self._pruned: set[str] = set()
@@ -134,15 +138,22 @@ class PruningOptunaSearch(OptunaSearch):
             self._ot_study.set_user_attr(key, value)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if self._batch and self._asked_in_batch >= self._batch:
+        if not self._batch:
+            return super().suggest(trial_id)
+        if not self._ready:
             if self._in_flight:
                 return None  # Tune asks again later; the batch is still running
-            self._asked_in_batch = 0
-        config = super().suggest(trial_id)
-        if self._batch and isinstance(config, dict):
-            self._asked_in_batch += 1
-            self._in_flight.add(trial_id)
-        return config
+            # The whole batch is asked at once: each of its trials sees the same finished trials, whatever order
+            # they then start and finish in.
+            size = self._batch if self._trials is None else min(self._batch, self._trials - self._asked)
+            if size <= 0:
+                return Searcher.FINISHED
+            self._ready.extend(self._ot_study.ask(fixed_distributions=self._space) for _ in range(size))
+            self._asked += size
+        ot_trial = self._ready.popleft()
+        self._ot_trials[trial_id] = ot_trial
+        self._in_flight.add(trial_id)
+        return unflatten_dict(ot_trial.params)
 
     def should_prune(self, trial_id: str, result: dict[str, Any]) -> bool:
         ot_trial = self._ot_trials.get(trial_id)
@@ -193,9 +204,10 @@ class PruningOptunaSearch(OptunaSearch):
 
 
 class PruningScheduler(FIFOScheduler):
-    """A FIFO scheduler that stops a trial when :class:`PruningOptunaSearch` says Optuna's pruner wants it."""
+    """A FIFO scheduler that stops a trial when its searcher (a :class:`PruningOptunaSearch`, or anything with its
+    ``should_prune``) says Optuna's pruner wants it."""
 
-    def __init__(self, searcher: PruningOptunaSearch) -> None:
+    def __init__(self, searcher: Any) -> None:
         super().__init__()
         self.searcher = searcher
 

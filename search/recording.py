@@ -46,7 +46,6 @@ class RecordingCallback(Callback):
     def __init__(
         self,
         case: Case,
-        part: str,
         options: Any,
         recorder,
         parent_id: str,
@@ -55,7 +54,7 @@ class RecordingCallback(Callback):
         reusable: dict[str, str] | None = None,
         searcher=None,
     ) -> None:
-        self.case, self.part, self.options = case, part, options
+        self.case, self.options = case, options
         self.recorder, self.parent_id, self.display = recorder, parent_id, display
         self.reusable = reusable or {}
         self.searcher = searcher
@@ -81,34 +80,35 @@ class RecordingCallback(Callback):
         # and resuming goes through MLflow and Optuna (see ``--resume``), never through that pickle.
         return {}
 
-    def _identify(self, trial) -> tuple[str, str, dict[str, Any], int]:
+    def _identify(self, trial) -> tuple[str, str, str, dict[str, Any], int]:
+        """(part, key, name, config, seed) of a trial, from what the searcher gave it."""
         config = trial.config
-        if self.part == "ablation":
+        if "plan" in config:
             plan = config["plan"]
             overrides = self.case.config(plan["overrides"])
-            return plan["key"], plan["label"], overrides, int(plan["seed"])
+            return "ablation", plan["key"], plan["label"], overrides, int(plan["seed"])
         number = self.searcher.optuna_number(trial.trial_id)
         overrides = self.case.config({k: config[k] for k in self.case.space if k in config})
-        return f"search/{number}", f"search #{number}", overrides, int(config.get("seed", 0))
+        return "search", f"search/{number}", f"search #{number}", overrides, int(config.get("seed", 0))
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if trial.trial_id in self._by_trial:
             return
-        key, name, config, seed = self._identify(trial)
+        part, key, name, config, seed = self._identify(trial)
         params = {**config, "seed": seed, "profile": self.options.profile}
         tags = {
             "overfit.case": self.case.name,
-            "overfit.part": self.part,
+            "overfit.part": part,
             "overfit.label": name,
             "overfit.ray_trial_id": trial.trial_id,
         }
         run = self._write(
             lambda: self.recorder.start_trial(self.parent_id, key, name, params, tags, run_id=self.reusable.get(key))
         )
-        record = TrialRecord(key=key, name=name, part=self.part, run=run)
+        record = TrialRecord(key=key, name=name, part=part, run=run)
         self._by_trial[trial.trial_id] = record
         self.records.append(record)
-        self.display.started(self.part)
+        self.display.started(part)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         record = self._by_trial.get(trial.trial_id)
@@ -142,7 +142,7 @@ class RecordingCallback(Callback):
             title = f"{self.case.name}: baseline"
             self._write(lambda: self.recorder.log_figures(record.run_id, title, history, summary.get("samples")))
         record.recorded = True
-        self.display.finished(self.part, summary)
+        self.display.finished(record.part, summary)
 
     def check_complete(self, expected: int) -> None:
         """After ``fit()``: fewer finished trials than planned means the sweep was interrupted (Ctrl-C)."""

@@ -24,6 +24,7 @@ from ray.tune.logger import JsonLoggerCallback
 
 from search.plan import BASELINE_KEY, PlannedTrial, ablation
 from search.progress import Progress
+from search.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler
 from search.recording import RecordingCallback, TrialRecord
 from spaces import PROFILES, Case, get_case, optuna_space
 
@@ -241,14 +242,13 @@ def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
     display = Progress(case.name, options.progress, options.stream)
     records: list[TrialRecord] = []
     try:
-        if "ablation" in options.parts:
-            planned = [p for p in ablation(case, options.seeds) if p.key not in finished]
-            _run_ablation(case, ref, planned, options, recorder, parent_id, reusable, display, records)
-        if "search" in options.parts and options.trials:
-            done = sum(1 for key in finished if key.startswith("search/"))
-            remaining = options.trials - done
-            if remaining > 0:
-                _run_search(case, ref, remaining, study_name, options, recorder, parent_id, display, records)
+        planned = (
+            [p for p in ablation(case, options.seeds) if p.key not in finished] if "ablation" in options.parts else []
+        )
+        remaining = 0
+        if "search" in options.parts:
+            remaining = max(0, options.trials - sum(1 for key in finished if key.startswith("search/")))
+        _run_parts(case, ref, planned, remaining, study_name, options, recorder, parent_id, reusable, display, records)
     except KeyboardInterrupt:
         _abandon(recorder, records, parent_id)
         raise
@@ -309,12 +309,12 @@ def _trainable(options: SweepOptions):
     return tune.with_resources(train, resources)
 
 
-def _run_config(case: Case, part: str, options: SweepOptions, callbacks: list) -> Any:
+def _run_config(case: Case, options: SweepOptions, callbacks: list) -> Any:
     from ray import tune
 
     storage = Path(options.results_dir).expanduser().resolve()  # trials chdir: absolute paths only
     return tune.RunConfig(
-        name=f"{case.name}-{part}-{int(time.time())}",
+        name=f"{case.name}-sweep-{int(time.time())}",
         storage_path=str(storage),
         verbose=0,
         callbacks=[*callbacks, JsonLoggerCallback()],
@@ -322,25 +322,64 @@ def _run_config(case: Case, part: str, options: SweepOptions, callbacks: list) -
     )
 
 
-def _run_ablation(case, ref, planned: list[PlannedTrial], options, recorder, parent_id, reusable, display, records):
+def _run_parts(
+    case: Case,
+    ref: str,
+    planned: list[PlannedTrial],
+    count: int,
+    study_name: str,
+    options: SweepOptions,
+    recorder,
+    parent_id: str,
+    reusable: dict[str, str],
+    display: Progress,
+    records: list[TrialRecord],
+) -> None:
+    """Both parts of a case's sweep as one Tune experiment; raises KeyboardInterrupt if it was cut short."""
     from ray import tune
 
-    if not planned:
-        return
+    from search.searcher import PlanThenSearch
+
     entries = [{"key": p.key, "label": p.label, "seed": p.seed, "overrides": p.overrides} for p in planned]
-    callback = RecordingCallback(case, "ablation", options, recorder, parent_id, display, records, reusable=reusable)
-    display.add("ablation", len(entries))
-    _fit(case, ref, "ablation", options, callback, len(entries), {"plan": tune.grid_search(entries)})
+    if entries:
+        display.add("ablation", len(entries))
+    search = _searcher(case, count, study_name, options) if count > 0 else None
+    if search is not None:
+        display.add("search", count)
+    if not entries and search is None:
+        return
+    searcher = PlanThenSearch(entries, search, count)
+    callback = RecordingCallback(
+        case, options, recorder, parent_id, display, records, reusable=reusable, searcher=searcher
+    )
+    _, slots = _slots(options)
+    tuner = tune.Tuner(
+        _trainable(options),
+        param_space={"case": ref, "profile": options.profile, "threads": max(1, int(options.cpus_per_trial))},
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            scheduler=PruningScheduler(searcher),
+            num_samples=len(entries) + (count if search is not None else 0),
+            max_concurrent_trials=slots,
+            reuse_actors=True,
+            trial_name_creator=_trial_name,
+            trial_dirname_creator=_trial_name,
+        ),
+        run_config=_run_config(case, options, [callback]),
+    )
+    try:
+        tuner.fit()
+    finally:
+        callback.flush()  # the runs of finished trials are written before anything reads or closes them
+    callback.check_complete(len(entries) + (count if search is not None else 0))
 
 
-def _run_search(case, ref, count: int, study_name: str, options, recorder, parent_id, display, records):
+def _searcher(case: Case, count: int, study_name: str, options: SweepOptions) -> PruningOptunaSearch:
     import optuna
-
-    from search.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler
 
     storage = _optuna_storage(options.optuna_storage)
     _fail_interrupted(storage, study_name)
-    searcher = PruningOptunaSearch(
+    return PruningOptunaSearch(
         space=optuna_space(case.search_space()),
         metric="rel_error",
         mode="min",
@@ -350,64 +389,13 @@ def _run_search(case, ref, count: int, study_name: str, options, recorder, paren
         pruner=CollapsePruner() if options.prune else optuna.pruners.NopPruner(),
         study_attrs={"case": case.name, "threshold": case.threshold},
         batch=_slots(options)[1] if options.deterministic else None,
-    )
-    callback = RecordingCallback(case, "search", options, recorder, parent_id, display, records, searcher=searcher)
-    display.add("search", count)
-    _fit(
-        case,
-        ref,
-        "search",
-        options,
-        callback,
-        count,
-        {"seed": 0},
-        search_alg=searcher,
-        scheduler=PruningScheduler(searcher),
-        num_samples=count,
+        trials=count,
     )
 
 
-def _fit(
-    case: Case,
-    ref: str,
-    part: str,
-    options: SweepOptions,
-    callback: RecordingCallback,
-    expected: int,
-    config: dict[str, Any],
-    **tune_config: Any,
-) -> None:
-    """One Tune experiment for one part of a case's sweep; raises KeyboardInterrupt if it was cut short."""
-    from ray import tune
-
-    _, slots = _slots(options)
-    tuner = tune.Tuner(
-        _trainable(options),
-        param_space={
-            "case": ref,
-            "profile": options.profile,
-            "threads": max(1, int(options.cpus_per_trial)),
-            "part": part,
-            **config,
-        },
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=slots, reuse_actors=True, **_short_names(part), **tune_config
-        ),
-        run_config=_run_config(case, part, options, [callback]),
-    )
-    try:
-        tuner.fit()
-    finally:
-        callback.flush()  # the runs of finished trials are written before anything reads or closes them
-    callback.check_complete(expected)
-
-
-def _short_names(part: str) -> dict[str, Any]:
+def _trial_name(trial) -> str:
     """Trial folders named by part and id, not by the whole config."""
-    return {
-        "trial_name_creator": lambda t: f"{part}_{t.trial_id}",
-        "trial_dirname_creator": lambda t: f"{part}_{t.trial_id}",
-    }
+    return f"{trial.config.get('part', 'trial')}_{trial.trial_id}"
 
 
 def _optuna_storage(path: str):
