@@ -1,9 +1,10 @@
 """Sweep efficiency: Ray Tune against a plain ``optuna`` loop running the same trials.
 
-    python bench/sweep_efficiency.py [--case lstm_mean_prediction] [--seeds 1] [--slots 2]
+    python bench/sweep_efficiency.py [--case lstm_mean_prediction] [--seeds 3] [--trials 8] [--slots 2]
 
-Runs one case's quick ablation (the same fixed list of trials both ways) as an ``overfit`` sweep on a local Ray
-instance, then as ``study.optimize(n_jobs=slots)`` in one process, and prints:
+Runs one case's quick sweep (its ablation over ``--seeds`` seeds and ``--trials`` Optuna trials, unpruned so both
+ways run the same epochs) as an ``overfit`` sweep on a local Ray instance, then the very same configs (read back
+from MLflow) through ``study.optimize(n_jobs=slots)`` in one process, and prints:
 
 * efficiency = sum of trial training seconds / (wall seconds x slots), for the sweep's ``fit`` and for the whole
   command (Ray's start-up, MLflow records and figures included);
@@ -32,12 +33,12 @@ from search.trial import run_trial
 from spaces import get_case
 
 
-def ray_sweep(case_name: str, seeds: int, slots: int, folder: Path) -> tuple[float, float, float]:
-    """(whole wall, fit wall, sum of trial seconds) of the sweep."""
+def ray_sweep(case_name: str, seeds: int, trials: int, slots: int, folder: Path) -> tuple[float, float, float, list]:
+    """(whole wall, fit wall, sum of trial seconds, [(config, seed)] of its trials) of the sweep."""
     from mlflow.tracking import MlflowClient
 
     options = SweepOptions.in_folder(
-        folder, [case_name], parts=("ablation",), seeds=seeds, max_concurrent=slots, progress=False
+        folder, [case_name], seeds=seeds, trials=trials, prune=False, max_concurrent=slots, progress=False
     )
     started = time.perf_counter()
     (summary,) = run_sweep(options)
@@ -49,20 +50,24 @@ def ray_sweep(case_name: str, seeds: int, slots: int, folder: Path) -> tuple[flo
     starts = [run.info.start_time for run in runs]
     ends = [run.info.end_time for run in runs]
     fit = (max(ends) - min(starts)) / 1000  # first trial start to last trial end, as MLflow saw them
-    return whole, fit, seconds
+    case = get_case(case_name)
+    configs = [
+        ({k: v for k, v in run.data.params.items() if k in case.space}, int(run.data.params["seed"])) for run in runs
+    ]
+    return whole, fit, seconds, configs
 
 
-def plain_loop(case_name: str, seeds: int, slots: int) -> tuple[float, float]:
+def plain_loop(case_name: str, configs: list, slots: int) -> tuple[float, float]:
     """(wall, sum of trial seconds) of the same trials through ``study.optimize(n_jobs=slots)``."""
     case = get_case(case_name)
     todo: queue.Queue = queue.Queue()
-    for planned in ablation(case, seeds):
-        todo.put(planned)
+    for entry in configs:
+        todo.put(entry)
     seconds = []
 
     def objective(trial: optuna.Trial) -> float:
-        planned = todo.get_nowait()
-        result = run_trial(case, planned.overrides, seed=planned.seed, profile="quick", device="cpu", threads=1)
+        config, seed = todo.get_nowait()
+        result = run_trial(case, config, seed=seed, profile="quick", device="cpu", threads=1)
         seconds.append(result.seconds)
         return result.rel_error
 
@@ -75,15 +80,16 @@ def plain_loop(case_name: str, seeds: int, slots: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", default="lstm_mean_prediction")
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--slots", type=int, default=2)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    trials = len(ablation(get_case(args.case), args.seeds))
+    planned = len(ablation(get_case(args.case), args.seeds))
     with tempfile.TemporaryDirectory() as folder:
-        whole, fit, ray_seconds = ray_sweep(args.case, args.seeds, args.slots, Path(folder))
-    loop_wall, loop_seconds = plain_loop(args.case, args.seeds, args.slots)
-    print(f"{args.case}: {trials} quick ablation trials, {args.slots} slots")
+        whole, fit, ray_seconds, configs = ray_sweep(args.case, args.seeds, args.trials, args.slots, Path(folder))
+    loop_wall, loop_seconds = plain_loop(args.case, configs, args.slots)
+    print(f"{args.case}: {planned} ablation + {args.trials} search trials (quick, unpruned), {args.slots} slots")
     print(
         f"  ray sweep   wall {whole:7.1f} s (trials running {fit:7.1f} s)  trial seconds {ray_seconds:7.1f}  "
         f"efficiency {ray_seconds / (whole * args.slots):.3f} whole, {ray_seconds / (fit * args.slots):.3f} fit"
