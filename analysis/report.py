@@ -33,7 +33,7 @@ _TABLE = {
 }
 
 
-def format_ranking(ranking: CaseRanking, info: Any = None) -> str:
+def format_ranking(ranking: CaseRanking) -> str:
     """The plain-text block ``overfit rank`` prints for one case."""
     fix = " + ".join(f"{k}={show(v)}" for k, v in ranking.documented_fix.items()) or "none recorded"
     lines = [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -140,3 +142,12 @@ def test_a_corrupt_or_missing_ray_folder_is_an_error_naming_the_file(tmp_path: P
         load_ray_results(root)
     with pytest.raises(AnalysisError, match="the Ray results folder must exist, got 'nowhere'"):
         load_ray_results("nowhere")
+
+
+def test_analysis_imports_nothing_from_the_training_code():
+    code = (
+        "import sys, analysis, analysis.report, analysis.plots; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('search', 'spaces', 'torch', 'ray')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
