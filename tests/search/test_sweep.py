@@ -183,6 +183,13 @@ def test_sweep_to_an_mlflow_server(tmp_path):
         )
         assert len(runs) == 1
         assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} == {"curves.png", "reconstructions.png"}
+        # The analysis reads the same server: `overfit rank` ranks the fix first, report images come over HTTP.
+        done = overfit_cli("rank", "--tracking-uri", uri, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "\n  1.  lr " in done.stdout
+        done = overfit_cli("report", "--tracking-uri", uri, "--out", str(tmp_path / "report"), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "report" / "tiny_collapse-baseline-reconstructions.png").is_file()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
