@@ -51,18 +51,22 @@ class CollapsePruner(BasePruner):
     and its ``max_epochs`` user attribute (the budget), as written by :func:`report`.
 
     A trial is pruned when:
-      * its latest relative error is NaN or inf (the ``diverged`` rule: a NaN never recovers), or
+      * its latest relative error is NaN or inf (the ``diverged`` rule: a NaN never recovers), or, after the
+        warm-up, above ``blow_up`` (the ``diverged`` rule's blow-up: 1e5 mean-predictors' worth), or
       * after ``warmup`` of its budget, each of its last ``patience`` share of epochs is ``collapsed`` by
         :class:`search.symptoms.Collapse` or no better than predicting the mean (relative error >= 1, as seed
-        003's scale-blind layer), and over that window neither its error fell by ``min_gain`` nor its spread
-        grew by ``min_spread_gain``. The "stuck" condition keeps a trial that is leaving the mean (seed 000's
-        ELU fix sits at the mean for a third of its budget, then memorises) from being cut.
+        003's scale-blind layer), its spread did not grow by ``min_spread_gain`` over that window, and either
+        its error did not fall by ``min_gain`` (stuck), or it stayed worse than the mean throughout and, at the
+        window's own pace (log-linear), would still be no better than the mean when its budget runs out
+        (hopeless). The spread condition keeps a trial that is leaving the mean (seed 000's ELU fix sits at the
+        mean for a third of its budget, then memorises) from being cut.
 
     Attributes:
         warmup: share of the budget before any collapse prune.
         patience: share of the budget the collapse must have held, stuck.
         min_gain: relative fall of the error over the window that counts as progress.
         min_spread_gain: absolute growth of the spread over the window that counts as progress.
+        blow_up: a relative error above this, after the warm-up, is pruned at once.
         collapse: the symptom rule.
     """
 
@@ -70,6 +74,7 @@ class CollapsePruner(BasePruner):
     patience: float = 0.1
     min_gain: float = 0.02
     min_spread_gain: float = 0.02
+    blow_up: float = 1e5
     collapse: Collapse = field(default_factory=Collapse)
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
@@ -84,6 +89,8 @@ class CollapsePruner(BasePruner):
         start = steps[-1] - max(1, math.ceil(self.patience * budget))  # the window, in epochs (reports may skip)
         if steps[-1] < self.warmup * budget or steps[0] > start:
             return False
+        if last > self.blow_up:
+            return True
         recent = [
             Epoch(epoch=s, rel_error=values[s], spread=trial.user_attrs.get(f"spread:{s}", math.nan))
             for s in steps
@@ -92,9 +99,14 @@ class CollapsePruner(BasePruner):
         if not all(e.rel_error >= 1.0 or self.collapse([e], threshold=0.0) for e in recent):
             return False
         first, end = recent[0], recent[-1]
-        improving = end.rel_error < (1 - self.min_gain) * first.rel_error
-        spreading = end.spread - first.spread > self.min_spread_gain
-        return not (improving or spreading)
+        if end.spread - first.spread > self.min_spread_gain:
+            return False  # leaving the mean
+        if end.rel_error >= (1 - self.min_gain) * first.rel_error:
+            return True  # stuck
+        if any(e.rel_error < 1.0 for e in recent) or end.epoch == first.epoch:
+            return False
+        pace = math.log(end.rel_error / first.rel_error) / (end.epoch - first.epoch)  # per epoch, < 0
+        return end.rel_error * math.exp(pace * (budget - end.epoch)) >= 1.0  # hopeless at its own pace
 
 
 # ---- Ray Tune cooperation -------------------------------------------------------------------------------

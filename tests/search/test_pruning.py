@@ -140,3 +140,20 @@ def test_deterministic_batches_wait_for_the_whole_batch_before_asking_again():
     searcher.on_trial_complete("b", result(100, 0.4, 0.5, final=True))
     assert searcher.suggest("c") and searcher.suggest("d") and searcher.suggest("e") is None
     assert [t.number for t in searcher._ot_study.get_trials()] == [0, 1, 2, 3]
+
+
+def test_far_worse_than_the_mean_and_improving_too_slowly_is_pruned():
+    # seed 004 searched at a tiny lr: 40x worse than the mean, falling 1% an epoch; at that pace still > 1 at 100.
+    slow = [(40 * 0.99**i, 0.5) for i in range(40)]
+    assert trial_with(slow).should_prune()
+
+
+def test_worse_than_the_mean_but_on_pace_to_beat_it_is_kept():
+    # seed 001's BatchNorm fix: 8x worse than the mean, still worse at 40%, on pace to beat it before the end.
+    on_pace = [(8 * 0.97**i, 0.5) for i in range(40)]  # 2.4 at epoch 40, about 0.4 by epoch 100
+    assert not trial_with(on_pace).should_prune()
+
+
+def test_a_blow_up_is_pruned_after_the_warmup_only():
+    assert not trial_with([(1e6, 1.0)] * 10).should_prune()
+    assert trial_with([(0.5, 0.9)] * 30 + [(1e6, 1.0)]).should_prune()
