@@ -57,6 +57,13 @@ def main() -> None:
                     case, config, seed=int(run.data.params["seed"]), profile="quick", device="cpu", threads=1
                 )
                 false += to_the_end.fixed
+                if to_the_end.fixed:
+                    print(
+                        f"  false prune: {run.data.tags.get('overfit.label')} {config} seed {run.data.params['seed']}: "
+                        f"pruned at epoch {epochs} (rel {run.data.metrics.get('final_rel_error', float('nan')):.3g}), "
+                        f"to the end rel {to_the_end.rel_error:.3g}",
+                        flush=True,
+                    )
             saved = 1 - run_epochs / full_epochs
             print(
                 f"{case.name:<24} {len(runs):>6} {pruned:>6} {run_epochs:>10} {full_epochs:>9} {saved:>6.0%}  {false}",

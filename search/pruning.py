@@ -45,35 +45,47 @@ def report(trial: optuna.Trial, epoch: int, rel_error: float, spread: float) -> 
 
 @dataclass
 class CollapsePruner(BasePruner):
-    """Prunes a trial that went non-finite, or that has sat at the mean, stuck, for a while after a warm-up.
+    """Prunes a trial that went non-finite or blew up, or that sits at or above the mean with no way out.
 
     Reads the trial's intermediate values (relative error per epoch), its ``spread:{epoch}`` user attributes
-    and its ``max_epochs`` user attribute (the budget), as written by :func:`report`.
+    and its ``max_epochs`` user attribute (the budget), as written by :func:`report`. The window is the last
+    ``patience`` share of the budget. A trial is pruned when:
 
-    A trial is pruned when:
-      * its latest relative error is NaN or inf (the ``diverged`` rule: a NaN never recovers), or, after the
-        warm-up, above ``blow_up`` (the ``diverged`` rule's blow-up: 1e5 mean-predictors' worth), or
-      * after ``warmup`` of its budget, each of its last ``patience`` share of epochs is ``collapsed`` by
-        :class:`search.symptoms.Collapse` or no better than predicting the mean (relative error >= 1, as seed
-        003's scale-blind layer), its spread did not grow by ``min_spread_gain`` over that window, and either
-        its error did not fall by ``min_gain`` (stuck), or it stayed worse than the mean throughout and, at the
-        window's own pace (log-linear), would still be no better than the mean when its budget runs out
-        (hopeless). The spread condition keeps a trial that is leaving the mean (seed 000's ELU fix sits at the
-        mean for a third of its budget, then memorises) from being cut.
+      * its latest relative error is NaN or inf (the ``diverged`` rule: a NaN never recovers), or, after
+        ``warmup``, above ``blow_up`` (that rule's blow-up: 1e5 mean-predictors' worth);
+      * after ``warmup``, it was clearly worse than the mean (relative error >= ``far``) throughout the window,
+        is not leaving the mean, and either did not fall by ``min_gain`` (stuck: seed 003's scale-blind layer
+        at 2) or, at the window's own log-linear pace, would still be worse than the mean when its budget ends
+        (hopeless: seed 004 searched at a tiny lr, 30x the mean and crawling);
+      * after ``stuck_warmup``, every epoch of the window is ``collapsed`` or no better than the mean, it is not
+        leaving the mean, and its error did not fall by ``min_gain`` (stuck at the mean).
+
+    "Leaving the mean" is the spread (how much outputs vary across samples, against the targets) growing by
+    ``min_spread_gain`` over the window, or to ``spread_growth`` times its start once above ``min_spread``.
+    It, and the later ``stuck_warmup``, keep fixes that sit at the mean for a long stretch before memorising
+    (seed 000's ELU fix and a low-lr fully connected decoder leave it after a third to half of their budget,
+    their spread creeping up from 0.004; seed 001's Adam runs after a quarter) from being cut.
 
     Attributes:
-        warmup: share of the budget before any collapse prune.
-        patience: share of the budget the collapse must have held, stuck.
+        warmup: share of the budget before a blow-up or a far-worse-than-the-mean prune.
+        stuck_warmup: share of the budget before a stuck-at-the-mean prune.
+        patience: share of the budget the window spans.
         min_gain: relative fall of the error over the window that counts as progress.
-        min_spread_gain: absolute growth of the spread over the window that counts as progress.
+        min_spread_gain: absolute growth of the spread over the window that counts as leaving the mean.
+        spread_growth, min_spread: relative growth of the spread (once it is above ``min_spread``) that does.
+        far: a relative error at or above this is clearly worse than predicting the mean.
         blow_up: a relative error above this, after the warm-up, is pruned at once.
         collapse: the symptom rule.
     """
 
     warmup: float = 0.25
+    stuck_warmup: float = 0.4
     patience: float = 0.1
     min_gain: float = 0.02
     min_spread_gain: float = 0.02
+    spread_growth: float = 1.5
+    min_spread: float = 1e-3
+    far: float = 1.5
     blow_up: float = 1e5
     collapse: Collapse = field(default_factory=Collapse)
 
@@ -96,17 +108,27 @@ class CollapsePruner(BasePruner):
             for s in steps
             if s >= start
         ]
-        if not all(e.rel_error >= 1.0 or self.collapse([e], threshold=0.0) for e in recent):
-            return False
         first, end = recent[0], recent[-1]
-        if end.spread - first.spread > self.min_spread_gain:
-            return False  # leaving the mean
-        if end.rel_error >= (1 - self.min_gain) * first.rel_error:
-            return True  # stuck
-        if any(e.rel_error < 1.0 for e in recent) or end.epoch == first.epoch:
+        if self._leaving_the_mean(first, end):
             return False
-        pace = math.log(end.rel_error / first.rel_error) / (end.epoch - first.epoch)  # per epoch, < 0
-        return end.rel_error * math.exp(pace * (budget - end.epoch)) >= 1.0  # hopeless at its own pace
+        stuck = end.rel_error >= (1 - self.min_gain) * first.rel_error
+        if all(e.rel_error >= self.far for e in recent):
+            return stuck or self._hopeless(first, end, budget)
+        at_the_mean = all(e.rel_error >= 1.0 or self.collapse([e], threshold=0.0) for e in recent)
+        return at_the_mean and stuck and steps[-1] >= self.stuck_warmup * budget
+
+    def _leaving_the_mean(self, first: Epoch, end: Epoch) -> bool:
+        if end.spread - first.spread > self.min_spread_gain:
+            return True
+        return end.spread >= self.min_spread and end.spread >= self.spread_growth * first.spread
+
+    @staticmethod
+    def _hopeless(first: Epoch, end: Epoch, budget: int) -> bool:
+        """At the window's log-linear pace, still no better than the mean when the budget runs out."""
+        if end.epoch == first.epoch:
+            return False
+        pace = math.log(end.rel_error / first.rel_error) / (end.epoch - first.epoch)
+        return end.rel_error * math.exp(pace * (budget - end.epoch)) >= 1.0
 
 
 # ---- Ray Tune cooperation -------------------------------------------------------------------------------
