@@ -163,6 +163,9 @@ def _factor_row(
         + WEIGHTS["progress"] * progress
     )
     change = f"{show(info.baseline.get(factor))}→{show(best['value'])}" if best is not None else ""
+    pairs = [f for f in fixes if factor in f.changes and len(f.changes) > 1]
+    if pairs and not fix_rate:  # it fixes only together: show the value that did
+        change = f"{show(info.baseline.get(factor))}→{show(pairs[0].changes[factor])} (with others)"
     return {
         "factor": factor,
         "change": change,

@@ -42,6 +42,7 @@ def test_both_factors_of_a_fix_that_needs_two_changes_outrank_a_factor_that_only
     assert set(ranking.top(2)) == {"lr", "hidden_size"}
     row = ranking.table.set_index("factor").loc["lr"]
     assert "with hidden_size=64 it fixes it" in row["explanation"]
+    assert row["change"] == "0.001→0.01 (with others)"
     assert "lowers the relative error 20 → 2" in ranking.table.set_index("factor").loc["activation", "explanation"]
 
 
