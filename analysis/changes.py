@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["MinimalFix", "changes_of", "minimal_fixes", "same_value", "show", "single_changes"]
+__all__ = ["MinimalFix", "changes_of", "minimal_fixes", "same_value", "show", "show_error", "single_changes"]
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -121,6 +121,15 @@ def show(value: Any) -> str:
     if number.is_integer() and abs(number) < 1e6:
         return str(int(number))
     return f"{number:.3g}"
+
+
+def show_error(value: float | None) -> str:
+    """A relative error for people: 3 significant digits, scientific under 1e-3; "-" when unknown."""
+    if value is None or math.isnan(value):
+        return "-"
+    if not math.isfinite(value):
+        return "non-finite"
+    return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"
 
 
 def _error(record: Mapping[str, Any]) -> float:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.changes import MinimalFix, minimal_fixes, show, single_changes
+from analysis.changes import MinimalFix, minimal_fixes, show, show_error, single_changes
 from analysis.importance import search_importance
 from analysis.loading import AnalysisError, CaseSweep, Sweep
 
@@ -119,7 +119,8 @@ def rank_case(trials: pd.DataFrame, info: CaseSweep, distributions: dict | None 
     fixes = minimal_fixes(trials, info.baseline, factors, exclude=task)
     importance = search_importance(trials, [f for f in factors if f not in task], distributions)
     baseline_error = float(singles["baseline_error"].iloc[0]) if len(singles) else math.nan
-    rows = [_factor_row(f, info, singles, fixes, importance, baseline_error, task=f in task) for f in factors]
+    shares = importance_share_by_factor(importance)
+    rows = [_factor_row(f, info, singles, fixes, shares, baseline_error, task=f in task) for f in factors]
     table = pd.DataFrame(rows)
     ranked = table[~table["task"]].sort_values(["score", "factor"], ascending=[False, True])
     ranked.insert(0, "rank", range(1, len(ranked) + 1))
@@ -144,7 +145,7 @@ def _factor_row(
     info: CaseSweep,
     singles: pd.DataFrame,
     fixes: list[MinimalFix],
-    importance: dict[str, dict[str, float]],
+    shares: dict[str, float],
     baseline_error: float,
     task: bool,
 ) -> dict[str, Any]:
@@ -153,8 +154,7 @@ def _factor_row(
     fix_rate = float(best["fix_rate"]) if best is not None else 0.0
     sizes = [len(f.changes) for f in fixes if factor in f.changes]
     minimal_share = 1.0 / min(sizes) if sizes else 0.0
-    shares = [scores.get(factor, 0.0) for scores in importance.values()]
-    importance_share = sum(shares) / len(shares) if shares else math.nan
+    importance_share = shares.get(factor, 0.0) if shares else math.nan
     progress = _progress(baseline_error, float(best["error"]) if best is not None else math.nan, info.threshold)
     score = (
         WEIGHTS["alone"] * fix_rate
@@ -163,9 +163,9 @@ def _factor_row(
         + WEIGHTS["progress"] * progress
     )
     change = f"{show(info.baseline.get(factor))}→{show(best['value'])}" if best is not None else ""
-    pairs = [f for f in fixes if factor in f.changes and len(f.changes) > 1]
-    if pairs and not fix_rate:  # it fixes only together: show the value that did
-        change = f"{show(info.baseline.get(factor))}→{show(pairs[0].changes[factor])} (with others)"
+    together = [f for f in fixes if factor in f.changes and len(f.changes) > 1]
+    if together and not fix_rate:  # it fixes only together: show the value that did
+        change = f"{show(info.baseline.get(factor))}→{show(together[0].changes[factor])} (with others)"
     return {
         "factor": factor,
         "change": change,
@@ -176,7 +176,7 @@ def _factor_row(
         "importance": importance_share,
         "progress": progress,
         "score": 0.0 if task else round(score, 4),
-        "explanation": _explain(factor, best, baseline_error, fixes, importance_share, importance, task, info),
+        "explanation": _explain(factor, best, baseline_error, together, shares, task, info),
         "task": task,
     }
 
@@ -196,16 +196,16 @@ def _explain(
     factor: str,
     best: Any,
     baseline_error: float,
-    fixes: list[MinimalFix],
-    importance_share: float,
-    importance: dict[str, dict[str, float]],
+    together: list[MinimalFix],
+    shares: dict[str, float],
     task: bool,
     info: CaseSweep,
 ) -> str:
+    """The row's plain-language reason; ``together`` are the minimal fixes of several changes that include it."""
     parts = []
     if best is not None:
         change = f"{factor} {show(info.baseline.get(factor))}→{show(best['value'])}"
-        errors = f"relative error {_num(baseline_error)} → {_num(best['error'])}"
+        errors = f"relative error {show_error(baseline_error)} → {show_error(best['error'])}"
         seeds = f"{int(best['fixed'])}/{int(best['seeds'])} seeds"
         if task:
             return f"{change} fits ({seeds}; {errors}) but changes what is memorised: a diagnostic, not a fix"
@@ -219,15 +219,12 @@ def _explain(
         return f"{factor} changes what is memorised: not ranked as a fix"
     else:
         parts.append(f"{factor} was not tried alone")
-    together = [f for f in fixes if factor in f.changes and len(f.changes) > 1]
     if together and not (best is not None and best["fixed"]):
         fix = together[0]
-        parts.append(f"with {_others(fix, factor)} it fixes it (relative error {_num(fix.error)}, {fix.label})")
-    if importance and not math.isnan(importance_share):
-        order = sorted(importance_share_by_factor(importance).items(), key=lambda kv: -kv[1])
-        place = [f for f, _ in order].index(factor) + 1 if factor in dict(order) else None
-        if place is not None:
-            parts.append(f"search importance {importance_share:.2f} ({_ordinal(place)} of {len(order)})")
+        parts.append(f"with {_others(fix, factor)} it fixes it (relative error {show_error(fix.error)}, {fix.label})")
+    if factor in shares:
+        order = sorted(shares, key=lambda f: -shares[f])
+        parts.append(f"search importance {shares[factor]:.2f} ({_ordinal(order.index(factor) + 1)} of {len(order)})")
     return "; ".join(parts)
 
 
@@ -255,12 +252,6 @@ def _note(info: CaseSweep, trials: pd.DataFrame, fixed: int, importance: dict) -
     if not (trials["part"] == "ablation").any():
         notes.append("no ablation trials: no factor was tried alone (sweep with --parts ablation,search)")
     return "; ".join(notes)
-
-
-def _num(value: float) -> str:
-    if not math.isfinite(value):
-        return "non-finite"
-    return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"
 
 
 def _ordinal(n: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from analysis.changes import show
+from analysis.changes import show, show_error
 from analysis.loading import Sweep
 from analysis.plots import best_fixes, curves_figure, effects_figure
 from analysis.ranking import CaseRanking
@@ -38,13 +38,13 @@ def format_ranking(ranking: CaseRanking) -> str:
     fix = " + ".join(f"{k}={show(v)}" for k, v in ranking.documented_fix.items()) or "none recorded"
     lines = [
         f"{ranking.case}: {ranking.trials} trials, {ranking.fixed_trials} fixed; baseline relative error "
-        f"{_num(ranking.baseline_error)}; documented fix: {fix}"
+        f"{show_error(ranking.baseline_error)}; documented fix: {fix}"
     ]
     for row in ranking.table.itertuples():
         place = f"{int(row.rank)}." if row.rank is not None and not pd.isna(row.rank) else "-"
         lines.append(f"  {place:<3} {row.factor:<15} {row.score:5.2f}  {row.explanation}")
     if ranking.minimal_fixes:
-        shown = ", ".join(f"{fix} ({_num(fix.error)})" for fix in ranking.minimal_fixes[:5])
+        shown = ", ".join(f"{fix} ({show_error(fix.error)})" for fix in ranking.minimal_fixes[:5])
         lines.append(f"  smallest fixes: {shown}")
     if ranking.note:
         lines.append(f"  note: {ranking.note}")
@@ -91,7 +91,7 @@ def _case_section(sweep: Sweep, ranking: CaseRanking, folder: Path) -> str:
         parts += [f"*{info.title}*", ""]
     parts += [
         f"{ranking.trials} trials, {ranking.fixed_trials} fixed; the baseline's relative error is "
-        f"{_num(ranking.baseline_error)} (threshold {info.threshold}). MLflow parent run `{info.sweep_id}`.",
+        f"{show_error(ranking.baseline_error)} (threshold {info.threshold}). MLflow parent run `{info.sweep_id}`.",
         "",
     ]
     if ranking.note:
@@ -100,7 +100,7 @@ def _case_section(sweep: Sweep, ranking: CaseRanking, folder: Path) -> str:
     if ranking.minimal_fixes:
         parts += ["Smallest sets of changes that fixed it:", ""]
         parts += [
-            f"- {fix} ({fix.trials} trial{'s' if fix.trials > 1 else ''}; best relative error {_num(fix.error)}, "
+            f"- {fix} ({fix.trials} trial{'s' if fix.trials > 1 else ''}; best relative error {show_error(fix.error)}, "
             f"{fix.label})"
             for fix in ranking.minimal_fixes
         ]
@@ -193,9 +193,3 @@ def _inline(text: str) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-
-
-def _num(value: float) -> str:
-    if not isinstance(value, float) or not math.isfinite(value):
-        return "-"
-    return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"

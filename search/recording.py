@@ -64,8 +64,9 @@ class RecordingCallback(Callback):
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
         self._writes: list[Future] = []
 
-    def _write(self, function, *args: Any) -> Future:
-        future = self._writer.submit(function, *args)
+    def _write(self, function) -> Future:
+        """Queues one MLflow write behind the earlier ones."""
+        future = self._writer.submit(function)
         self._writes.append(future)
         return future
 

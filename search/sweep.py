@@ -343,23 +343,24 @@ def _run_parts(
     entries = [{"key": p.key, "label": p.label, "seed": p.seed, "overrides": p.overrides} for p in planned]
     if entries:
         display.add("ablation", len(entries))
-    search = _searcher(case, count, study_name, options) if count > 0 else None
+    _, slots = _slots(options)
+    search = _searcher(case, count, study_name, options, slots) if count > 0 else None
     if search is not None:
         display.add("search", count)
     if not entries and search is None:
         return
+    expected = len(entries) + (count if search is not None else 0)
     searcher = PlanThenSearch(entries, search, count)
     callback = RecordingCallback(
         case, options, recorder, parent_id, display, records, reusable=reusable, searcher=searcher
     )
-    _, slots = _slots(options)
     tuner = tune.Tuner(
         _trainable(options),
         param_space={"case": ref, "profile": options.profile, "threads": max(1, int(options.cpus_per_trial))},
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             scheduler=PruningScheduler(searcher),
-            num_samples=len(entries) + (count if search is not None else 0),
+            num_samples=expected,
             max_concurrent_trials=slots,
             reuse_actors=True,
             trial_name_creator=_trial_name,
@@ -371,10 +372,10 @@ def _run_parts(
         tuner.fit()
     finally:
         callback.flush()  # the runs of finished trials are written before anything reads or closes them
-    callback.check_complete(len(entries) + (count if search is not None else 0))
+    callback.check_complete(expected)
 
 
-def _searcher(case: Case, count: int, study_name: str, options: SweepOptions) -> PruningOptunaSearch:
+def _searcher(case: Case, count: int, study_name: str, options: SweepOptions, slots: int) -> PruningOptunaSearch:
     import optuna
 
     storage = _optuna_storage(options.optuna_storage)
@@ -388,7 +389,7 @@ def _searcher(case: Case, count: int, study_name: str, options: SweepOptions) ->
         storage=storage,
         pruner=CollapsePruner() if options.prune else optuna.pruners.NopPruner(),
         study_attrs={"case": case.name, "threshold": case.threshold},
-        batch=_slots(options)[1] if options.deterministic else None,
+        batch=slots if options.deterministic else None,
         trials=count,
     )
 
