@@ -1,6 +1,6 @@
 """Collapse pruning: epochs saved and false prunes, per case.
 
-    python bench/pruning.py [--trials 8] [CASE ...]
+    python bench/pruning.py [--trials 8] [--seed 0] [CASE ...]
 
 Runs each case's Optuna search (quick profile) with the collapse pruner, then runs every pruned config to the
 end without pruning, the same config and seed. Prints, per case: trials, pruned, epochs run against the epochs
@@ -27,13 +27,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cases", nargs="*", default=sorted(CASES))
     parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0, help="the Optuna sampler's seed: another seed, other trials")
     args = parser.parse_args()
     from mlflow.tracking import MlflowClient
 
     totals = {"run": 0, "full": 0, "pruned": 0, "false": 0, "trials": 0}
     print(f"{'case':<24} {'trials':>6} {'pruned':>6} {'epochs run':>10} {'unpruned':>9} {'saved':>6}  false prunes")
     with tempfile.TemporaryDirectory() as folder:
-        options = SweepOptions.in_folder(folder, args.cases, parts=("search",), trials=args.trials, progress=False)
+        options = SweepOptions.in_folder(
+            folder, args.cases, parts=("search",), trials=args.trials, seed=args.seed, progress=False
+        )
         summaries = run_sweep(options)
         client = MlflowClient(options.tracking_uri)
         experiment = client.get_experiment_by_name("overfit")

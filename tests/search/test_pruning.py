@@ -47,6 +47,23 @@ def test_stuck_worse_than_the_mean_is_pruned_even_when_it_varies():
     assert trial_with([(2.0, 1.0)] * 40).should_prune()
 
 
+def test_far_worse_than_the_mean_is_cut_sooner_than_stuck_at_it():
+    # Far worse than the mean has no abrupt way out; sitting at the mean does (a fix can break symmetry late).
+    assert trial_with([(2.0, 1.0)] * 15).should_prune()
+    assert not trial_with([(2.0, 1.0)] * 14).should_prune()
+    assert not trial_with([(1.0, 0.004)] * 39).should_prune()
+    assert trial_with([(1.0, 0.004)] * 40).should_prune()
+
+
+def test_a_slow_creep_away_from_the_mean_is_kept():
+    # Seed 001's SGD at lr 0.1 (a false prune once): rel 1.01 from 12% to 72% of its budget, the spread growing
+    # 0.05 -> 0.1 (8% a window, too slow for the window's rules), then memorised (0.34 at the end).
+    creeping = [(1.01, 0.05 * 1.0075**i) for i in range(41)]
+    assert not trial_with(creeping).should_prune()
+    held = [(1.01, 0.05 * (1 + 0.02 * math.sin(i))) for i in range(41)]  # a stuck trial's spread: noise only
+    assert trial_with(held).should_prune()
+
+
 def test_nan_prunes_at_once():
     assert trial_with([(0.5, 0.9), (math.nan, math.nan)]).should_prune()
 
