@@ -70,7 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seeds", type=int, default=2, help="seeds per ablation config (default 2)")
     sweep.add_argument("--profile", choices=PROFILES, default="quick", help="training budget (default quick)")
     sweep.add_argument("--seed", type=int, default=0, help="seeds the Optuna sampler (default 0)")
-    sweep.add_argument("--no-prune", action="store_true", help="run every search trial to the end")
+    sweep.add_argument("--no-prune", action="store_true", help="run every trial to the end (no collapse pruning)")
     sweep.add_argument(
         "--deterministic",
         action="store_true",

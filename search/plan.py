@@ -10,7 +10,7 @@ from typing import Any
 
 from spaces import Case
 
-__all__ = ["BASELINE_KEY", "DOCUMENTED_FIX", "PlannedTrial", "ablation"]
+__all__ = ["BASELINE_KEY", "BASELINE_LABEL", "DOCUMENTED_FIX", "PlannedTrial", "ablation"]
 
 DOCUMENTED_FIX = "documented fix"  # the ``factor`` of a planned trial that applies a multi-factor documented fix
 
@@ -30,7 +30,7 @@ class PlannedTrial:
     @property
     def label(self) -> str:
         if self.factor is None:
-            return "baseline"
+            return BASELINE_LABEL
         if self.factor == DOCUMENTED_FIX:
             return "fix: " + " ".join(f"{k}={v}" for k, v in self.overrides.items())
         return f"{self.factor}={self.value}"
@@ -64,5 +64,6 @@ def ablation(case: Case, seeds: int) -> list[PlannedTrial]:
     return planned
 
 
+BASELINE_LABEL = "baseline"
 BASELINE_KEY = PlannedTrial(None, None, 0).key
 """The key of the seed-0 baseline: the trial whose figures every sweep records."""

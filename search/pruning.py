@@ -34,7 +34,7 @@ from ray.tune.utils.util import unflatten_dict
 from search.metrics import Epoch
 from search.symptoms import Collapse
 
-__all__ = ["CollapsePruner", "PruningOptunaSearch", "PruningScheduler", "report"]
+__all__ = ["CollapsePruner", "PruningOptunaSearch", "PruningScheduler", "prunable_report", "report"]
 
 
 def report(trial: optuna.Trial, epoch: int, rel_error: float, spread: float) -> None:
@@ -102,21 +102,21 @@ class CollapsePruner(BasePruner):
         values = trial.intermediate_values
         if not values:
             return False
+        spreads = {s: trial.user_attrs.get(f"spread:{s}", math.nan) for s in values}
+        return self.should_stop(values, spreads, int(trial.user_attrs.get("max_epochs", max(values))))
+
+    def should_stop(self, values: dict[int, float], spreads: dict[int, float], budget: int) -> bool:
+        """The rules on one trial's reports: relative error and spread by epoch, and its budget in epochs."""
         steps = sorted(values)
         last = values[steps[-1]]
         if not math.isfinite(last):
             return True
-        budget = int(trial.user_attrs.get("max_epochs", steps[-1]))
         start = steps[-1] - max(1, math.ceil(self.patience * budget))  # the window, in epochs (reports may skip)
         if steps[-1] < self.warmup * budget or steps[0] > start:
             return False
         if last > self.blow_up:
             return True
-        recent = [
-            Epoch(epoch=s, rel_error=values[s], spread=trial.user_attrs.get(f"spread:{s}", math.nan))
-            for s in steps
-            if s >= start
-        ]
+        recent = [Epoch(epoch=s, rel_error=values[s], spread=spreads.get(s, math.nan)) for s in steps if s >= start]
         first, end = recent[0], recent[-1]
         if self._leaving_the_mean(first, end):
             return False
@@ -127,7 +127,7 @@ class CollapsePruner(BasePruner):
         if not (at_the_mean and stuck and steps[-1] >= self.stuck_warmup * budget):
             return False
         half = max((s for s in steps if s <= steps[-1] // 2), default=steps[0])
-        return not self._creeping(trial.user_attrs.get(f"spread:{half}", math.nan), end.spread)
+        return not self._creeping(spreads.get(half, math.nan), end.spread)
 
     def _leaving_the_mean(self, first: Epoch, end: Epoch) -> bool:
         if end.spread - first.spread > self.min_spread_gain:
@@ -147,6 +147,22 @@ class CollapsePruner(BasePruner):
 
 
 # ---- Ray Tune cooperation -------------------------------------------------------------------------------
+
+
+def prunable_report(result: dict[str, Any]) -> tuple[int, float, float, int] | None:
+    """(epoch, relative error, spread, budget) of a trial's epoch report, or None for a result not to judge:
+    the final one, or the last epoch's (nothing left to save)."""
+    if result.get("final") or "epoch" not in result:
+        return None
+    if result["epoch"] == result.get("max_epochs") and result.get("finite", True):
+        return None
+    rel_error, spread = result.get("rel_error"), result.get("spread")
+    return (
+        int(result["epoch"]),
+        math.nan if rel_error is None else float(rel_error),
+        math.nan if spread is None else float(spread),
+        int(result["max_epochs"]),
+    )
 
 
 class PruningOptunaSearch(OptunaSearch):
@@ -206,19 +222,13 @@ class PruningOptunaSearch(OptunaSearch):
 
     def should_prune(self, trial_id: str, result: dict[str, Any]) -> bool:
         ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None or result.get("final") or "epoch" not in result:
+        reported = prunable_report(result)
+        if ot_trial is None or reported is None:
             return False
-        if result["epoch"] == result.get("max_epochs") and result.get("finite", True):
-            return False  # the last epoch: nothing left to save
+        epoch, rel_error, spread, budget = reported
         if not ot_trial.user_attrs.get("max_epochs"):
-            ot_trial.set_user_attr("max_epochs", int(result["max_epochs"]))
-        value = result.get("rel_error")
-        report(
-            ot_trial,
-            int(result["epoch"]),
-            math.nan if value is None else value,
-            math.nan if result.get("spread") is None else result["spread"],
-        )
+            ot_trial.set_user_attr("max_epochs", budget)
+        report(ot_trial, epoch, rel_error, spread)
         if ot_trial.should_prune():
             self._pruned.add(trial_id)
             return True

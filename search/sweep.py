@@ -344,13 +344,14 @@ def _run_parts(
     if entries:
         display.add("ablation", len(entries))
     _, slots = _slots(options)
-    search = _searcher(case, count, study_name, options, slots) if count > 0 else None
+    pruner = CollapsePruner() if options.prune else None
+    search = _searcher(case, count, study_name, options, slots, pruner) if count > 0 else None
     if search is not None:
         display.add("search", count)
     if not entries and search is None:
         return
     expected = len(entries) + (count if search is not None else 0)
-    searcher = PlanThenSearch(entries, search, count)
+    searcher = PlanThenSearch(entries, search, count, pruner)
     callback = RecordingCallback(
         case, options, recorder, parent_id, display, records, reusable=reusable, searcher=searcher
     )
@@ -375,7 +376,9 @@ def _run_parts(
     callback.check_complete(expected)
 
 
-def _searcher(case: Case, count: int, study_name: str, options: SweepOptions, slots: int) -> PruningOptunaSearch:
+def _searcher(
+    case: Case, count: int, study_name: str, options: SweepOptions, slots: int, pruner: CollapsePruner | None
+) -> PruningOptunaSearch:
     import optuna
 
     storage = _optuna_storage(options.optuna_storage)
@@ -387,7 +390,7 @@ def _searcher(case: Case, count: int, study_name: str, options: SweepOptions, sl
         sampler=optuna.samplers.TPESampler(seed=options.seed),
         study_name=study_name,
         storage=storage,
-        pruner=CollapsePruner() if options.prune else optuna.pruners.NopPruner(),
+        pruner=pruner or optuna.pruners.NopPruner(),
         study_attrs={"case": case.name, "threshold": case.threshold},
         batch=slots if options.deterministic else None,
         trials=count,

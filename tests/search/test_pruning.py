@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 from ray.tune.schedulers import TrialScheduler
 
 from search.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler, report
+from search.searcher import PlanThenSearch
 from spaces import get_case, optuna_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -183,3 +184,34 @@ def test_creeping_spread_at_the_mean_is_leaving_it():
     assert not trial_with(creeping).should_prune()
     flat = [(0.999, 0.004)] * 41
     assert trial_with(flat).should_prune()
+
+
+def make_plan_then_search(pruner=None):
+    planned = [
+        {"key": "ablation/baseline/seed=0", "label": "baseline", "seed": 0, "overrides": {}},
+        {"key": "ablation/lr=1e-06/seed=0", "label": "lr=1e-06", "seed": 0, "overrides": {"lr": 1e-6}},
+    ]
+    searcher, _ = make_pair()
+    plan_then_search = PlanThenSearch(planned, searcher, count=1, pruner=pruner)
+    return plan_then_search, PruningScheduler(plan_then_search)
+
+
+def test_a_collapsing_ablation_trial_is_pruned_but_never_the_baseline():
+    searcher, scheduler = make_plan_then_search(CollapsePruner())
+    for trial_id in ("baseline", "change", "search"):
+        assert searcher.suggest(trial_id) is not None
+    stuck = [result(e, 1.0, 0.0) for e in range(1, 100)]
+    for trial_id in ("baseline", "change", "search"):
+        decisions = [scheduler.on_trial_result(None, FakeTrial(trial_id), r) for r in stuck]
+        stopped = TrialScheduler.STOP in decisions
+        assert stopped == (trial_id != "baseline"), trial_id
+        assert searcher.was_pruned(trial_id) == stopped
+        if stopped:
+            assert 25 <= decisions.index(TrialScheduler.STOP) + 1 <= 40  # the same rules in both parts
+
+
+def test_without_a_pruner_the_ablation_runs_to_the_end():
+    searcher, scheduler = make_plan_then_search(pruner=None)
+    searcher.suggest("baseline"), searcher.suggest("change")
+    decisions = {scheduler.on_trial_result(None, FakeTrial("change"), result(e, 1.0, 0.0)) for e in range(1, 100)}
+    assert decisions == {TrialScheduler.CONTINUE} and not searcher.was_pruned("change")
