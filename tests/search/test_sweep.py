@@ -99,8 +99,11 @@ def test_local_sweep_records_everything(tmp_path):
     assert len(states) == 8 and TrialState.RUNNING not in states
     assert TrialState.PRUNED in states and TrialState.COMPLETE in states
     pruned_runs = [r for r in runs if r.data.tags["overfit.pruned"] == "true"]
-    assert len(pruned_runs) == states.count(TrialState.PRUNED)
+    assert len([r for r in pruned_runs if r.data.tags["overfit.part"] == "search"]) == states.count(TrialState.PRUNED)
     assert all(r.data.tags["overfit.outcome"] == "collapsed" for r in pruned_runs)
+    # The ablation's collapsing change is pruned too; its baseline, the failure's record, never is.
+    assert {by_key[f"ablation/activation=tanh/seed={s}"].data.tags["overfit.pruned"] for s in (0, 1)} == {"true"}
+    assert {by_key[f"ablation/baseline/seed={s}"].data.tags["overfit.pruned"] for s in (0, 1)} == {"false"}
 
 
 @pytest.mark.slow
