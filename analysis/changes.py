@@ -36,9 +36,10 @@ def changes_of(row: Mapping[str, Any], baseline: Mapping[str, Any], factors: lis
 def single_changes(trials: pd.DataFrame, baseline: Mapping[str, Any], factors: list[str]) -> pd.DataFrame:
     """One row per (factor, value) tried alone in the ablation.
 
-    Columns: factor, value, seeds, fixed (seeds fixed), fix_rate, error (median final relative error over its
-    seeds), baseline_error (median over the baseline's seeds), error_ratio (error / baseline_error; diverged
-    trials count as infinitely bad), best_error.
+    Columns: factor, value, seeds, fixed (seeds fixed), pruned (seeds the collapse pruner stopped: their error is
+    the one reached when stopped), fix_rate, error (median final relative error over its seeds), baseline_error
+    (median over the baseline's seeds), error_ratio (error / baseline_error; diverged trials count as infinitely
+    bad), best_error.
     """
     ablation = trials[trials["part"] == "ablation"]
     base = ablation[[not changes_of(r, baseline, factors) for r in ablation.to_dict("records")]]
@@ -49,9 +50,12 @@ def single_changes(trials: pd.DataFrame, baseline: Mapping[str, Any], factors: l
         if len(changed) != 1:
             continue
         ((factor, value),) = changed.items()
-        entry = rows.setdefault((factor, show(value)), {"factor": factor, "value": value, "errors": [], "fixed": 0})
+        entry = rows.setdefault(
+            (factor, show(value)), {"factor": factor, "value": value, "errors": [], "fixed": 0, "pruned": 0}
+        )
         entry["errors"].append(_error(record))
         entry["fixed"] += bool(record["fixed"])
+        entry["pruned"] += bool(record.get("pruned"))
     out = []
     for entry in rows.values():
         errors = entry.pop("errors")
@@ -67,7 +71,18 @@ def single_changes(trials: pd.DataFrame, baseline: Mapping[str, Any], factors: l
                 "best_error": float(min(errors)),
             }
         )
-    columns = ["factor", "value", "seeds", "fixed", "fix_rate", "error", "baseline_error", "error_ratio", "best_error"]
+    columns = [
+        "factor",
+        "value",
+        "seeds",
+        "fixed",
+        "pruned",
+        "fix_rate",
+        "error",
+        "baseline_error",
+        "error_ratio",
+        "best_error",
+    ]
     return pd.DataFrame(out, columns=columns).sort_values(["fix_rate", "error"], ascending=[False, True])
 
 

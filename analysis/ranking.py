@@ -206,6 +206,8 @@ def _explain(
     if best is not None:
         change = f"{factor} {show(info.baseline.get(factor))}→{show(best['value'])}"
         errors = f"relative error {show_error(baseline_error)} → {show_error(best['error'])}"
+        if best["pruned"]:  # its error is where the pruner stopped it, not where its budget would have ended
+            errors += " when pruned" if best["pruned"] == best["seeds"] else f" ({int(best['pruned'])} seeds pruned)"
         seeds = f"{int(best['fixed'])}/{int(best['seeds'])} seeds"
         if task:
             return f"{change} fits ({seeds}; {errors}) but changes what is memorised: a diagnostic, not a fix"

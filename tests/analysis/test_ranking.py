@@ -104,3 +104,12 @@ def test_an_empty_sweep_or_one_without_baseline_is_an_error():
         rank_case(frame([trial("baseline")]).iloc[0:0], info())
     with pytest.raises(AnalysisError, match="must record its baseline"):
         rank_case(frame([trial("baseline")]), info(baseline={}))
+
+
+def test_a_pruned_single_change_says_its_error_is_where_it_was_stopped():
+    rows = [trial("baseline", 0, 20.0), trial("activation=elu", 0, 2.0, activation="elu")]
+    rows[1]["pruned"] = True
+    explanation = ranked(rows).table.set_index("factor").loc["activation", "explanation"]
+    assert "lowers the relative error 20 → 2 when pruned" in explanation
+    rows[1]["pruned"] = False
+    assert "when pruned" not in ranked(rows).table.set_index("factor").loc["activation", "explanation"]
