@@ -7,6 +7,7 @@ last one's run is written, instead of idling a slot for the write (about half a 
 from __future__ import annotations
 
 import math
+import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,7 @@ class RecordingCallback(Callback):
         self._by_trial: dict[str, TrialRecord] = {}
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
         self._writes: list[Future] = []
+        self._warned_cpu = False
 
     def _write(self, function) -> Future:
         """Queues one MLflow write behind the earlier ones."""
@@ -136,6 +138,14 @@ class RecordingCallback(Callback):
             summary = _judge_partial(record.history, self.case, failed, trial)
         summary = {**summary, "pruned": pruned}
         record.summary = summary
+        if summary.get("gpu_ids") and summary.get("device") == "cpu" and not self._warned_cpu:
+            self._warned_cpu = True
+            print(
+                f"{self.case.name}: Ray gives trials GPU {','.join(summary['gpu_ids'])} but torch sees no CUDA device "
+                "(a CPU build of torch?): they run on the CPU",
+                file=sys.stderr,
+                flush=True,
+            )
         history = summary.get("history") or record.history
         status = "FAILED" if summary.get("outcome") == "error" else "FINISHED"
         self._write(lambda: self.recorder.finish_trial(record.run_id, history, summary, status))

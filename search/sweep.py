@@ -215,6 +215,7 @@ def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
     from search.tracking import Recorder  # noqa: F401  (typing only)
 
     ref = _case_ref(case, options)
+    gpus, slots = _slots(options)
     params = {
         "profile": options.profile,
         "seeds": options.seeds,
@@ -224,6 +225,9 @@ def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
         "prune": options.prune,
         "deterministic": options.deterministic,
         "case_ref": ref,
+        "cpus_per_trial": options.cpus_per_trial,
+        "gpus_per_trial": gpus,  # as resolved: a quarter GPU by default when the cluster has GPUs
+        "slots": slots,
     }
     finished: set[str] = set()
     reusable: dict[str, str] = {}

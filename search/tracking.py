@@ -162,6 +162,10 @@ class Recorder:
             RunTag("overfit.symptoms", ",".join(symptoms)),
             RunTag("overfit.evidence", "\n".join(evidence)[:4000]),
         ]
+        if summary.get("device"):
+            tags.append(RunTag("overfit.device", str(summary["device"])))
+        if summary.get("gpu_ids"):
+            tags.append(RunTag("overfit.gpu_ids", ",".join(summary["gpu_ids"])))
         if summary.get("error"):
             tags.append(RunTag("overfit.error", str(summary["error"])[:4000]))
         for start in range(0, max(len(metrics), 1), _BATCH):

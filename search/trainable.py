@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import ray
 from ray import tune
 
 from search.trial import json_safe, run_trial
@@ -51,6 +52,7 @@ def train(config: dict[str, Any]) -> None:
         on_epoch=on_epoch,
     )
     summary = result.to_json(history=True)
+    summary["gpu_ids"] = [str(i) for i in ray.get_gpu_ids()]  # what Ray gave it, beside the device torch used
     last = result.history[-1] if result.history else None
     tune.report(
         {

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from mlflow.tracking import MlflowClient
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -118,6 +119,7 @@ def test_sweep_through_a_ray_head_node(tmp_path):
             "--node-ip-address=127.0.0.1",
             f"--port={port}",
             "--num-cpus=2",
+            "--num-gpus=1",  # declared, not real: the sweep's GPU requests and its CUDA-less warning
             "--include-dashboard=false",
             "--disable-usage-stats",
         ],
@@ -146,6 +148,17 @@ def test_sweep_through_a_ray_head_node(tmp_path):
             [client.get_experiment_by_name("overfit").experiment_id], "tags.`overfit.role` = 'trial'"
         )
         assert len(runs) == len(ablation(get_case(TINY), seeds=1))
+        # A cluster with GPUs: a quarter GPU a trial by default, Ray's GPU and torch's device on every run.
+        (parent,) = client.search_runs(
+            [client.get_experiment_by_name("overfit").experiment_id], "tags.`overfit.role` = 'sweep'"
+        )
+        assert parent.data.params["gpus_per_trial"] == "0.25" and parent.data.params["slots"] == "2"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        finished = [r for r in runs if r.data.tags["overfit.pruned"] == "false"]
+        assert finished and {r.data.tags["overfit.gpu_ids"] for r in finished} == {"0"}
+        assert {r.data.tags["overfit.device"] for r in finished} == {device}
+        if device == "cpu":
+            assert "torch sees no CUDA device" in done.stderr
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120)
 
