@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,19 +145,22 @@ def run_sweep(options: SweepOptions) -> list[dict[str, Any]]:
 
     _quiet_libraries()  # after the imports: MLflow configures its logger when imported
 
-    recorder = Recorder(options.tracking_uri, options.experiment)
     ray_started_here = not ray.is_initialized()
-    if ray_started_here:
-        if options.address:
-            _use_cluster_token()
-        ray.init(
-            address=options.address,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            logging_level="ERROR",
-        )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # MLflow readies its store (a new sqlite store migrates its schema: seconds) while Ray starts.
+        recorder_ready = pool.submit(Recorder, options.tracking_uri, options.experiment)
+        if ray_started_here:
+            if options.address:
+                _use_cluster_token()
+            ray.init(
+                address=options.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                logging_level="ERROR",
+            )
     try:
+        recorder = recorder_ready.result()
         return [_sweep_case(case, options, recorder) for case in cases]
     finally:
         if ray_started_here:
