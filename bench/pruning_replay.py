@@ -64,16 +64,16 @@ def record(cases: list[str], seed: int, trials: int, out: Path) -> None:
 def pruned_at(curve: dict, pruner: CollapsePruner) -> int | None:
     """The epoch a sweep would have pruned this trial at, or None."""
     budget, every = curve["budget"], report_every(curve["budget"])
-    spreads = dict(curve["spread"])
-    errors: dict[int, float] = {}
-    reported: dict[int, float] = {}
+    all_spreads = dict(curve["spread"])
+    errors: dict[int, float] = {}  # what the sweep would have reported, by epoch
+    spreads: dict[int, float] = {}
     for epoch, rel_error in curve["rel_error"]:
         if epoch % every and math.isfinite(rel_error):
             continue  # not a report epoch (a non-finite epoch is always reported)
         if epoch == budget and math.isfinite(rel_error):
             return None  # the last epoch: the sweep never prunes it
-        errors[epoch], reported[epoch] = rel_error, spreads.get(epoch, math.nan)
-        if pruner.should_stop(errors, reported, budget):
+        errors[epoch], spreads[epoch] = rel_error, all_spreads.get(epoch, math.nan)
+        if pruner.should_stop(errors, spreads, budget):
             return epoch
     return None
 

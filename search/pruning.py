@@ -69,9 +69,9 @@ class CollapsePruner(BasePruner):
     a low-lr fully connected decoder leave it after a third to half of their budget, their spread creeping up
     from 0.004; seed 001's Adam runs after a quarter; its SGD at lr 0.1 sits at 1.01 from 12% to 72% of its
     budget while the spread doubles, 8% a window, then memorises. A truly stuck trial's spread holds within a
-    few percent (a dead ReLU layer's is constant). Leaving the mean
-    can be abrupt (memorising starts once the outputs break their symmetry); getting from far worse than the
-    mean to memorised cannot, it needs a fall that the window's pace shows, hence the earlier ``warmup``.
+    few percent (a dead ReLU layer's is constant). Leaving the mean can be abrupt (memorising starts once the
+    outputs break their symmetry); getting from far worse than the mean to memorised cannot, it needs a fall
+    that the window's pace shows, hence the earlier ``warmup``.
 
     Attributes:
         warmup: share of the budget before a blow-up or a far-worse-than-the-mean prune.

@@ -256,7 +256,20 @@ def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
         remaining = 0
         if "search" in options.parts:
             remaining = max(0, options.trials - sum(1 for key in finished if key.startswith("search/")))
-        _run_parts(case, ref, planned, remaining, study_name, options, recorder, parent_id, reusable, display, records)
+        _run_parts(
+            case,
+            ref,
+            planned,
+            remaining,
+            study_name,
+            options,
+            (gpus, slots),
+            recorder,
+            parent_id,
+            reusable,
+            display,
+            records,
+        )
     except KeyboardInterrupt:
         _abandon(recorder, records, parent_id)
         raise
@@ -307,12 +320,11 @@ def _with_stored(options: SweepOptions, stored: dict[str, str]) -> SweepOptions:
     )
 
 
-def _trainable(options: SweepOptions):
+def _trainable(options: SweepOptions, gpus: float):
     from ray import tune
 
     from search.trainable import train
 
-    gpus, _ = _slots(options)
     resources = {"cpu": options.cpus_per_trial, "gpu": gpus}
     return tune.with_resources(train, resources)
 
@@ -337,6 +349,7 @@ def _run_parts(
     count: int,
     study_name: str,
     options: SweepOptions,
+    resources: tuple[float, int],
     recorder,
     parent_id: str,
     reusable: dict[str, str],
@@ -351,7 +364,7 @@ def _run_parts(
     entries = [{"key": p.key, "label": p.label, "seed": p.seed, "overrides": p.overrides} for p in planned]
     if entries:
         display.add("ablation", len(entries))
-    _, slots = _slots(options)
+    gpus, slots = resources  # GPUs per trial and concurrent trials, resolved once per case (_slots)
     pruner = CollapsePruner() if options.prune else None
     search = _searcher(case, count, study_name, options, slots, pruner) if count > 0 else None
     if search is not None:
@@ -364,7 +377,7 @@ def _run_parts(
         case, options, recorder, parent_id, display, records, reusable=reusable, searcher=searcher
     )
     tuner = tune.Tuner(
-        _trainable(options),
+        _trainable(options, gpus),
         param_space={"case": ref, "profile": options.profile, "threads": max(1, int(options.cpus_per_trial))},
         tune_config=tune.TuneConfig(
             search_alg=searcher,
