@@ -18,8 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trial_speed import machine
 
-from search.sweep import SweepOptions, run_sweep
-from search.trial import run_trial
+from search.engine.sweep import SweepOptions, run_sweep
+from search.trainer.trial import run_trial
 from spaces import CASES, get_case
 
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from search.pruning import CollapsePruner
-from search.trainable import report_every
+from search.engine.pruning import CollapsePruner
+from search.engine.trainable import report_every
 
 
 def record(cases: list[str], seed: int, trials: int, out: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    from search.sweep import SweepOptions, run_sweep
+    from search.engine.sweep import SweepOptions, run_sweep
     from spaces import get_case
 
     curves = []

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trial_speed import machine
 
-from search.trial import TrialResult, run_trial
+from search.trainer.trial import TrialResult, run_trial
 from spaces import Budget, Data, get_case
 from spaces.cases.identity_tiny_variance import IdentityTinyVariance
 

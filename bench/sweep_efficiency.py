@@ -27,9 +27,9 @@ import optuna
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trial_speed import machine
 
-from search.plan import ablation
-from search.sweep import SweepOptions, run_sweep
-from search.trial import run_trial
+from search.engine.plan import ablation
+from search.engine.sweep import SweepOptions, run_sweep
+from search.trainer.trial import run_trial
 from spaces import get_case
 
 

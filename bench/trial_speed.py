@@ -14,7 +14,7 @@ import platform
 
 import torch
 
-from search.trial import run_trial
+from search.trainer.trial import run_trial
 from spaces import CASES, get_case
 
 

@@ -154,7 +154,7 @@ def _cmd_cases(args: argparse.Namespace) -> int:
 
 
 def _cmd_trial(args: argparse.Namespace) -> int:
-    from search.trial import run_trial
+    from search.trainer.trial import run_trial
 
     case = get_case(args.case)
     overrides = dict(case.fix) if args.fix else {}
@@ -168,7 +168,7 @@ def _cmd_trial(args: argparse.Namespace) -> int:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from search.trial import run_trial
+    from search.trainer.trial import run_trial
 
     if args.all == bool(args.cases):
         raise ValueError("name the cases to diagnose or pass --all, not both")
@@ -189,7 +189,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from search.sweep import SweepOptions, run_sweep
+    from search.engine.sweep import SweepOptions, run_sweep
 
     if args.all == bool(args.cases):
         raise ValueError("name the cases to sweep or pass --all, not both")

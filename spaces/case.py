@@ -85,7 +85,7 @@ class Case:
         name: registry key, used on the command line.
         title: one line saying what fails.
         source: where the failure is documented (a thread, a file of yours).
-        symptom: the symptom the baseline must show (a detector name from ``search.symptoms``).
+        symptom: the symptom the baseline must show (a detector name from ``search.trainer.symptoms``).
         space: the factors this case searches, narrowed from :data:`spaces.FACTORS`.
         baseline: the failing config, one value per factor of ``space``.
         fix: the documented fix, as factor changes from the baseline.

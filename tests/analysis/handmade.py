@@ -73,7 +73,7 @@ def record_sweep(tracking_uri: str, results: list[tuple[str, str, dict[str, Any]
     ``results`` holds (label, part, overrides, seed, final relative error) per trial; a trial is fixed under the
     case's threshold and its relative error falls linearly to that value over 10 epochs. Returns the parent run.
     """
-    from search.tracking import Recorder
+    from search.engine.tracking import Recorder
     from tests.sweep_case import TinyCollapse
 
     case = TinyCollapse()

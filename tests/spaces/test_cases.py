@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search.symptoms import DETECTORS
+from search.trainer.symptoms import DETECTORS
 from spaces import CASES, FACTORS, PROFILES, get_case
 
 NAMES = sorted(CASES)

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from search.metrics import DeadUnitProbe, Epoch, gradient_stats, output_stats
-from search.optimizers import make_optimizer
-from search.symptoms import Symptom, detect, outcome
+from search.trainer.metrics import DeadUnitProbe, Epoch, gradient_stats, output_stats
+from search.trainer.optimizers import make_optimizer
+from search.trainer.symptoms import Symptom, detect, outcome
 from spaces.case import Case, Data
 from spaces.transforms import Transformed, transform
 

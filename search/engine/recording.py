@@ -14,11 +14,11 @@ from typing import Any
 
 from ray.tune import Callback
 
-from search.metrics import Epoch
-from search.plan import BASELINE_KEY
-from search.progress import Progress
-from search.symptoms import detect, outcome
-from search.trainable import LIGHT_FIELDS
+from search.engine.plan import BASELINE_KEY
+from search.engine.progress import Progress
+from search.engine.trainable import LIGHT_FIELDS
+from search.trainer.metrics import Epoch
+from search.trainer.symptoms import detect, outcome
 from spaces import Case
 
 __all__ = ["RecordingCallback", "TrialRecord"]

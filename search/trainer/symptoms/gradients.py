@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search.metrics import Epoch
+from search.trainer.metrics import Epoch
 
 
 def _ratio(record: Epoch) -> float:

@@ -5,7 +5,7 @@ come from) called as ``detector(history, threshold) -> evidence or None``. :func
 :func:`outcome` names the one that best explains a failure.
 
 Example:
-    >>> from search.metrics import Epoch
+    >>> from search.trainer.metrics import Epoch
     >>> flat = [Epoch(epoch=i, rel_error=1.0, spread=0.01, power_error=0.5) for i in range(1, 11)]
     >>> [s.name for s in detect(flat, threshold=0.05)]
     ['collapsed', 'plateau']
@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search.metrics import Epoch
-from search.symptoms.collapse import Collapse
-from search.symptoms.dead_units import DeadUnits
-from search.symptoms.divergence import Divergence
-from search.symptoms.gradients import ExplodingGradient, VanishingGradient
-from search.symptoms.plateau import Plateau
-from search.symptoms.scale_blind import ScaleBlind
+from search.trainer.metrics import Epoch
+from search.trainer.symptoms.collapse import Collapse
+from search.trainer.symptoms.dead_units import DeadUnits
+from search.trainer.symptoms.divergence import Divergence
+from search.trainer.symptoms.gradients import ExplodingGradient, VanishingGradient
+from search.trainer.symptoms.plateau import Plateau
+from search.trainer.symptoms.scale_blind import ScaleBlind
 
 __all__ = [
     "DETECTORS",

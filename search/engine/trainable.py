@@ -14,7 +14,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from search.trial import json_safe, run_trial
+from search.trainer.trial import json_safe, run_trial
 from spaces import get_case
 
 __all__ = ["LIGHT_FIELDS", "REPORTS_PER_TRIAL", "report_every", "train"]

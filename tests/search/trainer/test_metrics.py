@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from search.metrics import DeadUnitProbe, gradient_stats, output_stats
+from search.trainer.metrics import DeadUnitProbe, gradient_stats, output_stats
 
 
 def test_predicting_the_mean_scores_relative_error_one():

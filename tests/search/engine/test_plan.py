@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from search.plan import ablation
+from search.engine.plan import ablation
 from spaces import get_case
 
 

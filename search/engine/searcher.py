@@ -18,8 +18,8 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from search.plan import BASELINE_LABEL
-from search.pruning import CollapsePruner, PruningOptunaSearch, prunable_report
+from search.engine.plan import BASELINE_LABEL
+from search.engine.pruning import CollapsePruner, PruningOptunaSearch, prunable_report
 
 __all__ = ["PlanThenSearch"]
 

@@ -24,11 +24,11 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from search.cli import main
-from search.plan import ablation
-from search.sweep import SweepOptions, run_sweep
+from search.engine.plan import ablation
+from search.engine.sweep import SweepOptions, run_sweep
 from spaces import get_case
 
-CASE_FILE = Path(__file__).resolve().parents[1] / "sweep_case.py"
+CASE_FILE = Path(__file__).resolve().parents[2] / "sweep_case.py"
 TINY = f"{CASE_FILE}:TinyCollapse"
 SLOW = f"{CASE_FILE}:SlowTinyCollapse"
 BIN = Path(sys.executable).parent

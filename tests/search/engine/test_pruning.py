@@ -9,8 +9,8 @@ import pytest
 from optuna.trial import TrialState
 from ray.tune.schedulers import TrialScheduler
 
-from search.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler, report
-from search.searcher import PlanThenSearch
+from search.engine.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler, report
+from search.engine.searcher import PlanThenSearch
 from spaces import get_case, optuna_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -23,10 +23,10 @@ from typing import Any
 
 from ray.tune.logger import JsonLoggerCallback
 
-from search.plan import BASELINE_KEY, PlannedTrial, ablation
-from search.progress import Progress
-from search.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler
-from search.recording import RecordingCallback, TrialRecord
+from search.engine.plan import BASELINE_KEY, PlannedTrial, ablation
+from search.engine.progress import Progress
+from search.engine.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler
+from search.engine.recording import RecordingCallback, TrialRecord
 from spaces import PROFILES, Case, get_case, optuna_space
 
 __all__ = ["PARTS", "SweepError", "SweepOptions", "run_sweep"]
@@ -141,7 +141,7 @@ def run_sweep(options: SweepOptions) -> list[dict[str, Any]]:
     cases = options.validate()
     import ray
 
-    from search.tracking import Recorder
+    from search.engine.tracking import Recorder
 
     _quiet_libraries()  # after the imports: MLflow configures its logger when imported
 
@@ -216,7 +216,7 @@ def _slots(options: SweepOptions) -> tuple[float, int]:
 
 
 def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
-    from search.tracking import Recorder  # noqa: F401  (typing only)
+    from search.engine.tracking import Recorder  # noqa: F401  (typing only)
 
     ref = _case_ref(case, options)
     gpus, slots = _slots(options)
@@ -323,7 +323,7 @@ def _with_stored(options: SweepOptions, stored: dict[str, str]) -> SweepOptions:
 def _trainable(options: SweepOptions, gpus: float):
     from ray import tune
 
-    from search.trainable import train
+    from search.engine.trainable import train
 
     resources = {"cpu": options.cpus_per_trial, "gpu": gpus}
     return tune.with_resources(train, resources)
@@ -359,7 +359,7 @@ def _run_parts(
     """Both parts of a case's sweep as one Tune experiment; raises KeyboardInterrupt if it was cut short."""
     from ray import tune
 
-    from search.searcher import PlanThenSearch
+    from search.engine.searcher import PlanThenSearch
 
     entries = [{"key": p.key, "label": p.label, "seed": p.seed, "overrides": p.overrides} for p in planned]
     if entries:

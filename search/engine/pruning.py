@@ -31,8 +31,8 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils.util import unflatten_dict
 
-from search.metrics import Epoch
-from search.symptoms import Collapse
+from search.trainer.metrics import Epoch
+from search.trainer.symptoms import Collapse
 
 __all__ = ["CollapsePruner", "PruningOptunaSearch", "PruningScheduler", "prunable_report", "report"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from search.metrics import Epoch
-from search.symptoms import (
+from search.trainer.metrics import Epoch
+from search.trainer.symptoms import (
     Collapse,
     DeadUnits,
     Divergence,

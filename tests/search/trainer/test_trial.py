@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from search.trial import run_trial
+from search.trainer.trial import run_trial
 from spaces import FACTORS, Budget, Case, Data, FactorError, get_case
 
 

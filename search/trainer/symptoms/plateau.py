@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from search.metrics import Epoch
+from search.trainer.metrics import Epoch
 
 
 @dataclass(frozen=True)
