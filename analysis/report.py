@@ -21,6 +21,7 @@ from analysis.changes import show, show_error
 from analysis.loading import Sweep
 from analysis.plots import best_fixes, curves_figure, effects_figure
 from analysis.ranking import CaseRanking
+from analysis.records import ARTIFACTS
 
 __all__ = ["format_ranking", "write_report"]
 
@@ -110,7 +111,7 @@ def _case_section(sweep: Sweep, ranking: CaseRanking, folder: Path) -> str:
         parts.append(_figure(curves_figure(sweep, ranking), folder / f"{case}-curves.png", "loss curves"))
         for row in best_fixes(ranking, sweep.of(case)).itertuples():
             name = f"{case}-{_slug(str(row.label))}-reconstructions.png"
-            downloaded = sweep.artifact(row.run_id, "reconstructions.png", folder / ".artifacts" / row.run_id)
+            downloaded = sweep.artifact(row.run_id, ARTIFACTS["reconstructions"], folder / ".artifacts" / row.run_id)
             if downloaded is not None:
                 downloaded.replace(folder / name)
                 parts.append(f"![{row.label}: inputs beside reconstructions]({name})")

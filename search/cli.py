@@ -189,7 +189,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from search.engine.sweep import SweepOptions, run_sweep
+    from search.engine.sweep import SweepAborted, SweepOptions, run_sweep
 
     if args.all == bool(args.cases):
         raise ValueError("name the cases to sweep or pass --all, not both")
@@ -211,13 +211,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         optuna_storage=args.optuna_storage,
         results_dir=args.results_dir,
         resume=args.resume,
-        progress=not args.quiet and not args.json,
+        progress=not args.quiet,  # on stderr: stdout stays the results (pure JSON under --json)
     )
     try:
         summaries = run_sweep(options)
     except KeyboardInterrupt:
         print("overfit: sweep interrupted; continue it with --resume", file=sys.stderr)
         return 130
+    except SweepAborted as exc:
+        print(f"overfit: sweep stopped: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(summaries, indent=2))
         return 0

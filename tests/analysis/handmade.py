@@ -68,29 +68,31 @@ def ablation_of_a_dying_relu(seeds: int = 2) -> list[dict[str, Any]]:
 
 
 def record_sweep(tracking_uri: str, results: list[tuple[str, str, dict[str, Any], int, float]]) -> str:
-    """Writes one sweep of the tiny test case to MLflow through the sweep's own Recorder, without training.
+    """Writes one sweep of the tiny test case to MLflow through the sweep's own recording path, without training.
 
-    ``results`` holds (label, part, overrides, seed, final relative error) per trial; a trial is fixed under the
-    case's threshold and its relative error falls linearly to that value over 10 epochs. Returns the parent run.
+    ``results`` holds (label, part, overrides, seed, final relative error) per trial (a search trial's label is
+    its own: ``search N: ...``); a trial is fixed under the case's threshold and its relative error falls linearly
+    to that value over 10 epochs. The baseline carries figures and samples. Returns the parent run.
     """
+    from analysis.figures import curves_figure, reconstruction_figure
+    from analysis.records import TrialSpec
+    from search.engine.recording import TrialRecord, trial_entry
+    from search.engine.sweep import sweep_tags
     from search.engine.tracking import Recorder
     from tests.sweep_case import TinyCollapse
 
     case = TinyCollapse()
     recorder = Recorder(tracking_uri, "overfit")
-    parent = recorder.start_sweep(case.name, {"profile": "quick", "seeds": 1, "trials": 0})
-    recorder.describe_sweep(parent, case, f"{case.name}-{parent[:8]}")
-    for label, part, overrides, seed, error in results:
-        run_id = recorder.start_trial(
-            parent,
-            f"{part}/{label}/seed={seed}",
-            label,
-            {**case.config(overrides), "seed": seed, "profile": "quick"},
-            {"overfit.case": case.name, "overfit.part": part, "overfit.label": label},
-        )
+    parent = recorder.start_sweep(case.name, {"profile": "quick", "seeds": 1, "trials": 0}, sweep_tags(case, "test"))
+    searched = 0
+    for _label, part, overrides, seed, error in results:
+        number = searched if part == "search" else None
+        searched += part == "search"
+        spec = TrialSpec(case=case.name, part=part, seed=seed, overrides=overrides, number=number)
         history = [{"epoch": e, "rel_error": 1.0 + (error - 1.0) * e / 10} for e in range(1, 11)]
         fixed = error < case.threshold
-        summary = {
+        record = TrialRecord(spec=spec, trial_id=f"t{len(history)}")
+        record.summary = {
             "outcome": "fixed" if fixed else "collapsed",
             "symptoms": [] if fixed else [{"name": "collapsed", "evidence": "spread 0.01"}],
             "fixed": fixed,
@@ -98,18 +100,34 @@ def record_sweep(tracking_uri: str, results: list[tuple[str, str, dict[str, Any]
             "best_rel_error": error,
             "epochs": 10,
             "seconds": 0.5,
+            "history": history,
         }
-        recorder.finish_trial(run_id, history, summary, "FINISHED")
-        if label == "baseline":
-            samples = {"target": [[0.0, 1.0, 0.0]], "output": [[0.3, 0.3, 0.3]]}
-            recorder.log_figures(run_id, "baseline", history, samples)
+        if spec.label == "baseline":
+            record.summary["samples"] = {"input": [[0.0, 1.0, 0.0]], "target": [[0.0, 1.0, 0.0]], "output": [[0.3] * 3]}
+            record.figures = {
+                "curves": _png(curves_figure({"baseline": [(1, 1.0), (10, error)]}, title="baseline")),
+                "reconstructions": _png(reconstruction_figure(record.summary["samples"], title="baseline")),
+            }
+        recorder.write_trial(parent, {**trial_entry(record, case, 10), "figures": record.figures})
     recorder.end_sweep(parent)
     return parent
+
+
+def _png(figure: Any) -> str:
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 TINY_RESULTS = [
     ("baseline", "ablation", {}, 0, 1.0),
     ("lr=0.01", "ablation", {"lr": 0.01}, 0, 0.01),
     ("activation=tanh", "ablation", {"activation": "tanh"}, 0, 0.98),
-    ("search #0", "search", {"lr": 0.05, "activation": "tanh"}, 0, 0.02),
+    ("search 0: lr=0.05 activation=tanh", "search", {"lr": 0.05, "activation": "tanh"}, 0, 0.02),
 ]

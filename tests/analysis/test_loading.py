@@ -47,7 +47,7 @@ def test_curves_and_artifacts_come_from_mlflow(store: str, tmp_path: Path):
     baseline = sweep.trials.set_index("label").loc["baseline", "run_id"]
     curves = sweep.curves([baseline])
     assert list(curves["epoch"]) == list(range(1, 11)) and curves["value"].iloc[0] == pytest.approx(1.0)
-    assert sweep.artifact(baseline, "reconstructions.png", tmp_path / "a").stat().st_size > 1000
+    assert sweep.artifact(baseline, "figures/curves.png", tmp_path / "a").stat().st_size > 1000
     assert sweep.artifact(baseline, "missing.png", tmp_path / "a") is None
 
 
