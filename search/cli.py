@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -189,6 +190,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    _token_mode(args.address)
     from search.engine.sweep import SweepAborted, SweepOptions, run_sweep
 
     if args.all == bool(args.cases):
@@ -231,6 +233,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{summary['case']}: {summary['trials']} trials ({outcomes}); parent run {summary['parent_run_id']}")
         print(f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}")
     return 0
+
+
+def _token_mode(address: str | None) -> None:
+    """Joins a token-authenticated cluster as ``ray start --address`` does.
+
+    Ray reads ``RAY_AUTH_MODE`` when it is imported and offers no public call to switch a process to token mode
+    afterwards, so it is set here, before anything imports Ray, when the head's token is at hand
+    (``~/.ray/auth_token``, which ``ray start --head`` writes, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``).
+    """
+    if not address or "RAY_AUTH_MODE" in os.environ:
+        return
+    if {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ) or (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _load_rankings(args: argparse.Namespace):

@@ -110,6 +110,11 @@ class Progress:
             with self._lock:
                 self._print(text)
 
+    def warn(self, text: str) -> None:
+        """A line that stays, shown even when the display is off (``--quiet``)."""
+        with self._lock:
+            self._print(text) if self.enabled else print(text, file=sys.stderr, flush=True)
+
     def add_case(self, name: str, total: int, done: int = 0, fixed: int = 0, pruned: int = 0, errors: int = 0) -> None:
         case = _Case(total=total, done=done, fixed=fixed, pruned=pruned, errors=errors, started=time.monotonic())
         self.cases[name] = case

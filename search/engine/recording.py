@@ -206,6 +206,7 @@ class RecordingCallback(Callback):
     def __init__(self, searcher: Any, runs: Mapping[str, Any]) -> None:
         self.searcher, self.runs = searcher, runs
         self.records: dict[str, TrialRecord] = {}
+        self._warned_cpu = False
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its run config into the experiment folder; resuming never goes through that pickle.
@@ -253,6 +254,12 @@ class RecordingCallback(Callback):
         if record.summary is None:  # stopped by the pruner, or its worker died for good: judge what it reported
             record.summary = judge_partial(record.epochs, run.case, error)
             record.summary["seconds"] = (getattr(trial, "last_result", None) or {}).get("time_total_s")
+        if record.summary.get("gpu_ids") and record.summary.get("device") == "cpu" and not self._warned_cpu:
+            self._warned_cpu = True
+            run.display.warn(
+                f"overfit: Ray gives trials GPU {','.join(record.summary['gpu_ids'])} but torch sees no CUDA device "
+                "(a CPU build of torch?): they run on the CPU"
+            )
         run.finished(record)
 
 

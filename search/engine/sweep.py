@@ -197,7 +197,7 @@ class _Sweep:
                 expected = {name: probe.result() for name, probe in probes.items()}
             self.display.status(None)
             gpus, slots = _slots(self.options)
-            self.journal = open_journal(self.options.optuna_storage)
+            self.journal = None  # opened by the first case that searches: an ablation-only sweep leaves none
             self.log = TrialLog(Path(self.options.results_dir).expanduser().resolve() / f"sweep-{self.sweep_id}.jsonl")
             self.runs = [self._open(case, expected[case.name], gpus, slots) for case in self.cases]
             self._fit(gpus, slots)
@@ -304,6 +304,7 @@ class _Sweep:
         import optuna
 
         name = f"{case.name}-{parent_id[:8]}"
+        self.journal = self.journal or open_journal(self.options.optuna_storage)
         try:
             existing = len(optuna.load_study(study_name=name, storage=self.journal).trials)
         except KeyError:
