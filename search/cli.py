@@ -242,8 +242,8 @@ def _token_mode(address: str | None) -> None:
     afterwards, so it is set here, before anything imports Ray, when the head's token is at hand
     (``~/.ray/auth_token``, which ``ray start --head`` writes, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``).
     """
-    if not address or "RAY_AUTH_MODE" in os.environ:
-        return
+    if not address or "RAY_AUTH_MODE" in os.environ or "ray" in sys.modules:
+        return  # imported already (the command run in-process, as tests do): too late, and it would mislead
     if {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ) or (Path.home() / ".ray" / "auth_token").is_file():
         os.environ["RAY_AUTH_MODE"] = "token"
 
