@@ -102,7 +102,7 @@ EPOCH_METRICS = (
 )
 """Per-epoch metrics of a trial run (step = epoch)."""
 
-SUMMARY_METRICS = ("final_rel_error", "best_rel_error", "final_mse", "epochs", "seconds")
+SUMMARY_METRICS = ("final_rel_error", "best_rel_error", "final_mse", "epochs", "seconds", "actor_seconds")
 """One value per trial run: the judged end of the trial."""
 
 SWEEP_METRICS = ("trials", "fixed", "pruned", "errors", "baseline_rel_error", "best_rel_error", "fix_rank")

@@ -111,6 +111,7 @@ def trial_entry(record: TrialRecord, case: Case, budget: int) -> dict[str, Any]:
             "final_mse": summary.get("mse"),
             "epochs": summary.get("epochs"),
             "seconds": summary.get("seconds"),
+            "actor_seconds": summary.get("actor_seconds"),
         },
         "history": summary.get("history") or record.epochs,
         "samples": summary.get("samples") if record.figures else None,
