@@ -42,7 +42,7 @@ def venv_for(version: str, root: Path) -> tuple[Path, float]:
 def run_test(python: Path, expression: str) -> tuple[bool, float, str]:
     started = time.perf_counter()
     done = subprocess.run(
-        [str(python), "-m", "pytest", "tests/search/engine/test_sweep.py", "-k", expression, "-q", "-p", "no:cacheprovider"],
+        [str(python), "-m", "pytest", "tests/search/engine/test_sweep.py", "-k", expression, "-q"],
         cwd=ROOT,
         capture_output=True,
         text=True,

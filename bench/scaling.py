@@ -74,7 +74,7 @@ def replay_cases(durations: dict[str, list[float]], speed: float, folder: Path) 
             class Replay{index}(Case):
                 name = "replay_{case}"
                 title = "the recorded trials of {case}"
-                space = {{"seconds": Factor(name="seconds", help="sleep", low=0.0, high=1e6, grid={tuple(values[1:])!r})}}
+                space = {{"seconds": Factor("seconds", "sleep", low=0.0, high=1e6, grid={tuple(values[1:])!r})}}
                 baseline = {{"seconds": {values[0]!r}}}
                 budgets = {{"quick": Budget(epochs=1), "full": Budget(epochs=1)}}
                 def make_data(self, seed, budget, config):
@@ -144,7 +144,7 @@ from spaces import FACTORS, Budget, Case, Data
 class NearFree(Case):
     name = "near_free"
     title = "a Linear(4, 4) autoencoder of 30 epochs"
-    space = {"lr": FACTORS["lr"].narrow(low=1e-4, high=1e-1, grid=(1e-4, 3e-4, 1e-3, 3e-3, 3e-2, 5e-2, 7e-2, 1e-1, 2e-2))}
+    space = {"lr": FACTORS["lr"].narrow(low=1e-4, high=1e-1, grid=(1e-4, 3e-4, 1e-3, 3e-3, 2e-2, 3e-2, 5e-2, 0.1))}
     baseline = {"lr": 1e-2}
     budgets = {"quick": Budget(epochs=30), "full": Budget(epochs=30)}
     def make_data(self, seed, budget, config):

@@ -19,7 +19,9 @@ import fcntl
 import json
 import math
 import os
+import signal
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -193,6 +195,7 @@ class _Sweep:
                 probes = {case.name: pool.submit(_probe, case, self.options.profile) for case in self.cases}
                 if started_here:
                     _start_ray(self.options)
+                _stop_on_sigterm()
                 self.recorder = recorder.result()
                 expected = {name: probe.result() for name, probe in probes.items()}
             self.display.status(None)
@@ -520,6 +523,15 @@ def _start_ray(options: SweepOptions) -> None:
         configure_logging=False,
         logging_level="ERROR",
     )
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the sweep as Ctrl-C does: Tune stops its trials, the unfinished cases are closed for --resume.
+
+    Ray's driver installs its own SIGTERM handler, which aborts the process; ours replaces it once Ray has started.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
 
 
 def _quiet_libraries() -> None:
