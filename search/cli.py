@@ -93,6 +93,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--optuna-storage", default="optuna.log", help="Optuna journal file (default optuna.log)")
     sweep.add_argument("--results-dir", default="overfit-results", help="Ray results folder")
     sweep.add_argument("--resume", action="store_true", help="continue the interrupted sweep of each case")
+    sweep.add_argument(
+        "--store-patience",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for an unreachable tracking store before stopping (default 600)",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no live progress")
     sweep.add_argument("--json", action="store_true", help="print the summaries as JSON")
     sweep.set_defaults(run=_cmd_sweep)
@@ -213,6 +220,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         optuna_storage=args.optuna_storage,
         results_dir=args.results_dir,
         resume=args.resume,
+        store_patience=args.store_patience,
         progress=not args.quiet,  # on stderr: stdout stays the results (pure JSON under --json)
     )
     try:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ray.tune import Stopper
+
 from analysis.records import BASELINE_LABEL, Tag, changes_text, open_journal
 from search.engine.case_run import CaseRun, Done
 from search.engine.plan import ablation
@@ -105,6 +107,8 @@ class SweepOptions:
             raise SweepError(f"--cpus-per-trial must be a finite number > 0, got {self.cpus_per_trial}")
         if self.gpus_per_trial is not None and not (0 <= self.gpus_per_trial < math.inf):
             raise SweepError(f"--gpus-per-trial must be a finite number >= 0, got {self.gpus_per_trial}")
+        if not (0 < self.store_patience < math.inf):
+            raise SweepError(f"--store-patience must be a finite number of seconds > 0, got {self.store_patience}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise SweepError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
         if not self.cases:
@@ -406,6 +410,7 @@ class _Sweep:
                     verbose=0,
                     callbacks=[callback],
                     failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                    stop=_StoreGone(self.writer),
                     log_to_file=True,
                 ),
             )
@@ -439,6 +444,8 @@ class _Sweep:
 
     def _abandon(self, status: str) -> None:
         """After an interruption or a failed start: the parent runs of unfinished cases are closed with ``status``."""
+        if isinstance(self.writer.failed, StoreUnavailable):
+            return  # the store is away; --resume reopens the parents either way
         for run in self.runs:
             if not run.complete:
                 with contextlib.suppress(Exception):  # the store may be what failed; --resume reopens it anyway
@@ -465,6 +472,22 @@ class _Sweep:
         self.optuna_writes.shutdown(wait=False, cancel_futures=True)
         for fd in self.locks:
             os.close(fd)  # the kernel releases the flock with the descriptor
+
+
+class _StoreGone(Stopper):
+    """A Tune stopper that ends the experiment once the MLflow writer has given up on the store."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.writer is not None and self.writer.failed is not None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"writer": None}  # Tune pickles its run config; a live writer does not pickle
 
 
 def sweep_tags(case: Case, sweep_id: str) -> dict[str, str]:

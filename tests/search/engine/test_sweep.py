@@ -362,6 +362,61 @@ def test_a_sweep_survives_losing_a_worker_node(tmp_path):
     assert max(int(r.data.tags[Tag.ATTEMPTS]) for r in runs(db)) >= 2
 
 
+def mlflow_server(folder: Path, port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder}/server.db",
+            "--workers",
+            "1",
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/health"], capture_output=True).returncode:
+        assert time.time() < deadline and server.poll() is None, "mlflow server did not start"
+        time.sleep(1)
+    return server
+
+
+@pytest.mark.slow
+def test_a_tracking_server_away_too_long_stops_the_sweep_and_resume_writes_what_it_missed(tmp_path):
+    port = free_port()
+    server = mlflow_server(tmp_path, port)
+    args = ["sweep", LONG, "--tracking-uri", f"http://127.0.0.1:{port}", "--seeds", "1", "--trials", "3", "--quiet"]
+    driver = subprocess.Popen(
+        [str(BIN / "overfit"), *args, "--store-patience", "10"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(lambda: finished_trials(tmp_path / "server.db") >= 1, 300, "a trial was recorded", driver)
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)  # the server is gone, for longer than the sweep waits
+        server.wait(timeout=30)
+    killed = time.time()
+    _, stderr = driver.communicate(timeout=300)
+    assert driver.returncode == 1 and time.time() - killed < 120, stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("overfit:")]
+    assert "stayed unreachable for 10 s" in line and "--resume" in line
+    server = mlflow_server(tmp_path, port)  # back, with the same store
+    try:
+        done = overfit_cli(*args, "--resume", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    expected = len(ablation(get_case(LONG), seeds=1)) + 3
+    assert_one_run_per_trial(tmp_path / "server.db", tmp_path / "optuna.log", {"long_tiny_collapse": expected})
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
