@@ -305,17 +305,24 @@ def check_tracking_uri(uri: str, *, writer: bool, option: str = "--tracking-uri"
     (default :data:`HANDSHAKE_TIMEOUT`).
     """
     shown = redact(uri)
-    scheme = urlsplit(uri).scheme.lower() if "://" in uri else ""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise StoreError(f"{option} must be a well-formed URI, got {shown!r}") from None
+    scheme = parts.scheme.lower() if "://" in uri else ""
     if uri.startswith("sqlite:"):
         if not uri.startswith("sqlite:///"):
             raise StoreError(f"{option} must be sqlite:///PATH (four slashes before an absolute path), got {shown!r}")
-        _check_sqlite(Path(uri.removeprefix("sqlite:///").partition("?")[0]).expanduser(), writer, option, shown)
+        _check_sqlite(_sqlite_path(uri), writer, option, shown)
     elif scheme in ("http", "https"):
+        if not parts.hostname or port == 0:
+            raise StoreError(f"{option} must be http(s)://HOST[:PORT], got {shown!r}")
         _check_server(uri, option, shown, HANDSHAKE_TIMEOUT if timeout is None else timeout)
     elif scheme.partition("+")[0] in _DATABASES:
         return
     elif scheme in ("", "file") and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true"):
-        path = Path(urlsplit(uri).path if scheme else uri).expanduser()
+        path = Path(parts.path if scheme else uri).expanduser()
         if writer:
             check_output_folder(path, option)
         elif not path.is_dir():
@@ -335,8 +342,7 @@ def ready_tracking_store(uri: str) -> None:
         return
     from mlflow.tracking import MlflowClient
 
-    path = Path(uri.removeprefix("sqlite:///").partition("?")[0]).expanduser().resolve()
-    with _flocked(f"{path}.lock"):
+    with _flocked(f"{_sqlite_path(uri).resolve()}.lock"):
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # MLflow migrates a new store when opened
 
 
@@ -388,6 +394,11 @@ def check_output_folder(path: str | Path, option: str) -> None:
         where = "" if existing == folder else f" (under the file {existing})"
         raise StoreError(f"{option} must be a folder, got the file {text!r}{where}")
     _writable(existing, option, text)
+
+
+def _sqlite_path(uri: str) -> Path:
+    """The file of ``sqlite:///PATH``, as SQLAlchemy opens it (relative to the working folder, no ``~``)."""
+    return Path(uri.removeprefix("sqlite:///").partition("?")[0])
 
 
 def _check_sqlite(path: Path, writer: bool, option: str, shown: str) -> None:
@@ -442,8 +453,6 @@ def _sqlite_tables(path: Path, option: str, shown: str) -> set[str]:
 def _check_server(uri: str, option: str, shown: str, timeout: float) -> None:
     """A handshake with MLflow's REST API (not a port probe, nor ``/health``, which any web server may answer)."""
     parts = urlsplit(uri)
-    if not parts.hostname:
-        raise StoreError(f"{option} must be http(s)://HOST[:PORT], got {shown!r}")
     base = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
     request = urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/search?max_results=1")
     if parts.username is not None:

@@ -227,6 +227,10 @@ BAD: dict[str, Bad] = {
         "--tracking-uri must be an MLflow store, got the SQLite file",
         (_other_sqlite,),
     ),
+    "sweep tracking bad port": Bad(
+        [*SWEEP, "--tracking-uri", "http://127.0.0.1:port"], "--tracking-uri must be a well-formed URI"
+    ),
+    "sweep tracking no host": Bad([*SWEEP, "--tracking-uri", "http://:5000"], "--tracking-uri must be http(s)://HOST"),
     "sweep tracking down": Bad(
         [*SWEEP, "--tracking-uri", "http://127.0.0.1:{closed}"], "--tracking-uri must be a reachable MLflow"
     ),
