@@ -461,9 +461,9 @@ def _check_server(uri: str, option: str, shown: str, timeout: float) -> None:
         user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
     if user is not None:
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+        request.add_unredirected_header("Authorization", f"Basic {token}")  # never sent on to another host
     elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
-        request.add_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
+        request.add_unredirected_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
     try:
         with urllib.request.urlopen(request, timeout=timeout, context=_tls_context()) as response:
             body = response.read(1 << 20)

@@ -170,7 +170,7 @@ def parse_overrides(case: Case, items: Sequence[str]) -> dict[str, Any]:
     return overrides
 
 
-def check_run_options(args: argparse.Namespace) -> None:
+def _check_run_options(args: argparse.Namespace) -> None:
     """What ``trial`` and ``diagnose`` need before training: threads, seed and a device that exists here."""
     from search.engine.preflight import SEED_MAX
 
@@ -216,7 +216,7 @@ def _cmd_cases(args: argparse.Namespace) -> int:
 def _cmd_trial(args: argparse.Namespace) -> int:
     from search.trainer.trial import run_trial
 
-    check_run_options(args)
+    _check_run_options(args)
     case = get_case(args.case)
     overrides = dict(case.fix) if args.fix else {}
     overrides.update(parse_overrides(case, args.overrides))
@@ -234,7 +234,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
     if args.all == bool(args.cases):
         raise ValueError("name the cases to diagnose or pass --all, not both")
-    check_run_options(args)
+    _check_run_options(args)
     cases = check_cases(args.cases or _builtin_names(), "diagnose")
     reports = []
     for case in cases:
