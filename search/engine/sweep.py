@@ -17,14 +17,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
 import signal
-import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -34,25 +30,21 @@ from typing import Any
 
 from ray.tune import Stopper
 
-from analysis.records import BASELINE_LABEL, Tag, changes_text, open_journal
+from analysis.records import BASELINE_LABEL, Tag, changes_text, open_journal, ready_tracking_store, redact
 from search.engine.case_run import CaseRun, Done
 from search.engine.plan import ablation
+from search.engine.preflight import PARTS, SweepError, check_resources, validate
 from search.engine.progress import Progress
 from search.engine.pruning import CollapsePruner
 from search.engine.recording import TrialLog
 from search.engine.searcher import CaseSearch
 from search.engine.tracking import FAILED, FINISHED, KILLED, Recorder, StoreUnavailable, Writer
 from search.engine.trainable import report_every
-from spaces import PROFILES, Case, get_case
+from spaces import Case, get_case
 
 __all__ = ["PARTS", "SweepAborted", "SweepError", "SweepOptions", "run_sweep", "sweep_tags"]
 
-PARTS = ("ablation", "search")
 MAX_FAILURES = 3  # runs of a trial whose worker or node died, before it is recorded as an error
-
-
-class SweepError(ValueError):
-    """A sweep that cannot start: bad option, unreachable Ray cluster or tracking server, a sweep in use."""
 
 
 class SweepAborted(RuntimeError):
@@ -95,78 +87,21 @@ class SweepOptions:
             **options,
         )
 
-    def validate(self) -> list[Case]:
-        unknown = [p for p in self.parts if p not in PARTS]
-        if unknown or not self.parts:
-            raise SweepError(f"--parts must be a subset of {list(PARTS)}, got {list(self.parts)}")
-        if self.profile not in PROFILES:
-            raise SweepError(f"--profile must be one of {list(PROFILES)}, got {self.profile!r}")
-        if self.trials < 0 or self.seeds < 1:
-            raise SweepError(f"--trials >= 0 and --seeds >= 1 must hold, got trials={self.trials}, seeds={self.seeds}")
-        if not (self.cpus_per_trial > 0 and math.isfinite(self.cpus_per_trial)):
-            raise SweepError(f"--cpus-per-trial must be a finite number > 0, got {self.cpus_per_trial}")
-        if self.gpus_per_trial is not None and not (0 <= self.gpus_per_trial < math.inf):
-            raise SweepError(f"--gpus-per-trial must be a finite number >= 0, got {self.gpus_per_trial}")
-        if not (0 < self.store_patience < math.inf):
-            raise SweepError(f"--store-patience must be a finite number of seconds > 0, got {self.store_patience}")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise SweepError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
-        if not self.cases:
-            raise SweepError("name the cases to sweep or pass --all")
-        cases = [get_case(ref) for ref in self.cases]
-        check_tracking(self.tracking_uri)
-        if self.address:
-            check_ray_address(self.address)
-        return cases
-
-
-def check_tracking(uri: str) -> None:
-    """Fails fast, in one line, when the MLflow tracking store cannot be reached or created."""
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as response:
-                if response.status != 200:
-                    raise SweepError(f"tracking server {uri!r} answered /health with HTTP {response.status}")
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise SweepError(
-                f"tracking server {uri!r} is not reachable ({reason}); start it or pass another --tracking-uri"
-            ) from None
-    elif uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise SweepError(f"the folder of tracking store {uri!r} must exist and be writable")
-
-
-def check_ray_address(address: str) -> None:
-    """Fails fast when nothing listens at a Ray cluster's ``host:port`` (``auto`` and ``ray://`` pass)."""
-    if address == "auto":
-        return
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise SweepError(f"--address must be host:port of a Ray head node (or 'auto'), got {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as exc:
-        raise SweepError(
-            f"no Ray cluster answers at {address!r} ({exc.strerror or exc}); start one with "
-            "`ray start --head` or drop --address"
-        ) from None
-
 
 # ---------------------------------------------------------------------------------------------------------
 
 
-def run_sweep(options: SweepOptions) -> list[dict[str, Any]]:
+def run_sweep(options: SweepOptions, cases: list[Case] | None = None) -> list[dict[str, Any]]:
     """Runs the sweep; returns one summary per case (counts by outcome, parent run id, study name).
+
+    ``cases``: the cases ``preflight.validate(options)`` returned, when the caller checked the options already.
 
     Raises:
         SweepError: it cannot start (nothing was started or recorded, or what was is marked FAILED).
         SweepAborted: the tracking store stayed away; what finished is in the trial log for ``--resume``.
         KeyboardInterrupt: Ctrl-C or SIGTERM; the unfinished cases' parent runs are KILLED, ready for ``--resume``.
     """
-    cases = options.validate()
+    cases = cases if cases is not None else validate(options)
     display = Progress(options.progress)
     try:
         return _Sweep(options, cases, display).run()
@@ -195,7 +130,7 @@ class _Sweep:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 # MLflow readies its store (a new sqlite store migrates its schema: seconds), and each case is
                 # checked and timed, while Ray starts.
-                recorder = pool.submit(Recorder, self.options.tracking_uri, self.options.experiment)
+                recorder = pool.submit(_recorder, self.options.tracking_uri, self.options.experiment)
                 probes = {case.name: pool.submit(_probe, case, self.options.profile) for case in self.cases}
                 if started_here:
                     _start_ray(self.options)
@@ -203,6 +138,7 @@ class _Sweep:
                 self.recorder = recorder.result()
                 expected = {name: probe.result() for name, probe in probes.items()}
             self.display.status(None)
+            check_resources([n["Resources"] for n in ray.nodes() if n["Alive"]], *self._requests())
             gpus, slots = _slots(self.options)
             self.journal = None  # opened by the first case that searches: an ablation-only sweep leaves none
             self.log = TrialLog(Path(self.options.results_dir).expanduser().resolve() / f"sweep-{self.sweep_id}.jsonl")
@@ -216,6 +152,9 @@ class _Sweep:
             self._close()
             if started_here:
                 ray.shutdown()
+
+    def _requests(self) -> tuple[float, float | None]:
+        return self.options.cpus_per_trial, self.options.gpus_per_trial
 
     # ---- cases ----
 
@@ -436,7 +375,7 @@ class _Sweep:
         if self.writer.failed is not None:
             if isinstance(self.writer.failed, StoreUnavailable):
                 raise SweepAborted(
-                    f"the tracking store {self.options.tracking_uri} stayed unreachable for "
+                    f"the tracking store {redact(self.options.tracking_uri)} stayed unreachable for "
                     f"{self.options.store_patience:.0f} s ({self.writer.failed}); every finished trial is kept in "
                     f"{self.log.path}: run the same command with --resume once it answers"
                 )
@@ -504,6 +443,12 @@ def sweep_tags(case: Case, sweep_id: str) -> dict[str, str]:
         Tag.THRESHOLD: repr(float(case.threshold)),
         Tag.NOTE: f"{case.title}.\n\nSweep running: trials appear under this run as they finish.",
     }
+
+
+def _recorder(tracking_uri: str, experiment: str) -> Recorder:
+    """The MLflow writer, once a new sqlite store has been created under a lock (two commands may start at once)."""
+    ready_tracking_store(tracking_uri)
+    return Recorder(tracking_uri, experiment)
 
 
 def _probe(case: Case, profile: str) -> float:

@@ -420,11 +420,14 @@ def test_a_tracking_server_away_too_long_stops_the_sweep_and_resume_writes_what_
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--address", "127.0.0.1:9"), "no Ray cluster answers at '127.0.0.1:9'"),
-        (("--address", "nowhere"), "--address must be host:port"),
-        (("--tracking-uri", "http://127.0.0.1:9"), "tracking server 'http://127.0.0.1:9' is not reachable"),
-        (("--parts", "grid"), "--parts must be a subset of ['ablation', 'search'], got ['grid']"),
-        (("--seeds", "0"), "--seeds >= 1 must hold"),
+        (("--address", "127.0.0.1:9"), "--address must be a running Ray head node, got '127.0.0.1:9'"),
+        (("--address", "nowhere"), "--address must be HOST:PORT"),
+        (
+            ("--tracking-uri", "http://127.0.0.1:9"),
+            "must be a reachable MLflow tracking server, got 'http://127.0.0.1:9'",
+        ),
+        (("--parts", "grid"), "--parts must be a comma-separated subset of ['ablation', 'search'], got 'grid'"),
+        (("--seeds", "0"), "--seeds must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_sweep_input_fails_fast_in_one_line(tmp_path, capsys, monkeypatch, args, message):
