@@ -362,6 +362,28 @@ def test_a_sweep_survives_losing_a_worker_node(tmp_path):
     assert max(int(r.data.tags[Tag.ATTEMPTS]) for r in runs(db)) >= 2
 
 
+@pytest.mark.slow
+def test_a_local_sweep_listens_on_loopback_only(tmp_path):
+    driver = start_driver(["sweep", LONG, "--seeds", "1", "--trials", "1", "--quiet"], tmp_path)
+    try:
+        wait_for(lambda: finished_trials(tmp_path / "mlflow.db") >= 1, 300, "a trial finished", driver)
+        tree = [psutil.Process(driver.pid), *psutil.Process(driver.pid).children(recursive=True)]
+        listening = set()
+        for process in tree:  # the driver, and every Ray process it started: GCS, raylet, agents, workers
+            with contextlib.suppress(psutil.Error):
+                listening |= {
+                    (c.laddr.ip, c.laddr.port, process.name())
+                    for c in process.net_connections(kind="tcp")
+                    if c.status == psutil.CONN_LISTEN
+                }
+    finally:
+        driver.send_signal(signal.SIGINT)
+        driver.wait(timeout=120)
+    assert {name for *_, name in listening} >= {"gcs_server", "raylet"}, listening
+    exposed = sorted(entry for entry in listening if entry[0] not in ("127.0.0.1", "::1", "::ffff:127.0.0.1"))
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
 def mlflow_server(folder: Path, port: int) -> subprocess.Popen:
     server = subprocess.Popen(
         [
