@@ -62,6 +62,7 @@ def _plain(message: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="overfit", description="Find which change lets a failing autoencoder memorise its data.")
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     cases = commands.add_parser("cases", help="list the documented failure cases")
@@ -369,6 +370,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     page = write_report(sweep, rankings, args.out)
     print(f"wrote {page} and {page.with_suffix('.md')}")
     return 0
+
+
+def _version() -> str:
+    """This package's version and those of the libraries a cluster must match (a driver runs its cluster's Ray)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libraries = ", ".join(f"{name} {of(name)}" for name in ("ray", "optuna", "mlflow", "torch"))
+    return f"overfit {of('overfit')} ({libraries})"
 
 
 def _builtin_names() -> list[str]:

@@ -30,7 +30,7 @@ from typing import Any
 
 from ray.tune import Stopper
 
-from analysis.records import BASELINE_LABEL, Tag, changes_text, open_journal, ready_tracking_store, redact
+from analysis.records import BASELINE_LABEL, Tag, TrialSpec, changes_text, open_journal, ready_tracking_store, redact
 from search.engine.case_run import CaseRun, Done
 from search.engine.plan import ablation
 from search.engine.preflight import PARTS, SweepError, check_resources, validate
@@ -39,7 +39,7 @@ from search.engine.pruning import CollapsePruner
 from search.engine.recording import TrialLog
 from search.engine.searcher import CaseSearch
 from search.engine.tracking import FAILED, FINISHED, KILLED, Recorder, StoreUnavailable, Writer
-from search.engine.trainable import report_every
+from search.engine.trainable import draw_figures, report_every
 from spaces import Case, get_case
 
 __all__ = ["PARTS", "SweepAborted", "SweepError", "SweepOptions", "run_sweep", "sweep_tags"]
@@ -119,6 +119,7 @@ class _Sweep:
         self.locks: list[int] = []
         self.optuna_writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optuna-writer")
         self.writer = Writer(patience=options.store_patience)
+        self.journal = None  # opened by the first case that searches: an ablation-only sweep leaves none
 
     def run(self) -> list[dict[str, Any]]:
         import ray
@@ -140,7 +141,6 @@ class _Sweep:
             self.display.status(None)
             check_resources([n["Resources"] for n in ray.nodes() if n["Alive"]], *self._requests())
             gpus, slots = _slots(self.options)
-            self.journal = None  # opened by the first case that searches: an ablation-only sweep leaves none
             self.log = TrialLog(Path(self.options.results_dir).expanduser().resolve() / f"sweep-{self.sweep_id}.jsonl")
             self.runs = [self._open(case, expected[case.name], gpus, slots) for case in self.cases]
             self._fit(gpus, slots)
@@ -293,12 +293,20 @@ class _Sweep:
                     entries[entry["tags"][Tag.KEY]] = entry
         for key, entry in entries.items():
             if key not in done:  # finished, but MLflow never heard of it (away, or the driver died first)
-                self.recorder.write_trial(run.parent_id, {**entry, "dataset": run.dataset}, replace=True)
+                figures = {}
+                if entry.get("samples"):  # it had figures: draw them again from what the log holds
+                    spec = TrialSpec.from_config(entry["spec"])
+                    figures = draw_figures(run.case, spec, entry["history"], entry["samples"])
+                self.recorder.write_trial(
+                    run.parent_id, {**entry, "figures": figures, "dataset": run.dataset}, replace=True
+                )
                 done[key] = Done.from_tags(entry["tags"], entry["metrics"].get("final_rel_error"))
         if study is None:
             return done
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             key = f"search/{trial.number}"
+            # Optuna takes no attribute on a finished trial, and has no public way to set one on this trial from its
+            # number: told ones recovered here link their MLflow run through the run's overfit.optuna_trial tag.
             if key in done:  # it finished, but the driver died before telling Optuna
                 outcome = done[key]
                 value = outcome.rel_error

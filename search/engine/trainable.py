@@ -23,10 +23,10 @@ from ray import tune
 from analysis.records import BASELINE_LABEL, TrialSpec
 from search.engine.pruning import CollapsePruner
 from search.trainer.metrics import Epoch
-from search.trainer.trial import TrialResult, json_safe, run_trial
+from search.trainer.trial import json_safe, run_trial
 from spaces import Case, get_case
 
-__all__ = ["report_every", "train"]
+__all__ = ["draw_figures", "report_every", "train"]
 
 # Pruning decisions per trial: the pruner's window spans 10% of the budget, so two checks a window.
 DECISIONS_PER_TRIAL = 20
@@ -80,7 +80,8 @@ def train(config: dict[str, Any]) -> None:
     )
     summary = result.to_json(history=True)
     summary["gpu_ids"] = [str(i) for i in ray.get_gpu_ids()]  # what Ray gave it, beside the device torch used
-    figures = _figures(case, spec, result) if result.fixed or spec.label == BASELINE_LABEL else {}
+    wanted = result.fixed or spec.label == BASELINE_LABEL  # where figures help: the failure, and every fix
+    figures = draw_figures(case, spec, summary["history"], summary.get("samples")) if wanted else {}
     summary["actor_seconds"] = time.perf_counter() - started  # training plus what the trial cost around it
     tune.report(
         {
@@ -94,8 +95,11 @@ def train(config: dict[str, Any]) -> None:
     )
 
 
-def _figures(case: Case, spec: TrialSpec, result: TrialResult) -> dict[str, str]:
-    """The trial's figures as base64 PNGs, keyed as ``analysis.records.ARTIFACTS``."""
+def draw_figures(
+    case: Case, spec: TrialSpec, history: list[dict[str, Any]], samples: dict[str, Any] | None
+) -> dict[str, str]:
+    """A trial's figures (its curve; a few inputs beside targets and outputs) as base64 PNGs, keyed as
+    ``analysis.records.ARTIFACTS``. Drawn by the trial itself, or by ``--resume`` for a run it writes from the log."""
     import matplotlib
 
     matplotlib.use("Agg")  # a worker has no screen
@@ -104,13 +108,10 @@ def _figures(case: Case, spec: TrialSpec, result: TrialResult) -> dict[str, str]
     from analysis.figures import curves_figure, reconstruction_figure
 
     title = f"{case.name}: {spec.run_name}"
-    drawn = {
-        "curves": curves_figure(
-            {spec.label: [(e.epoch, e.rel_error) for e in result.history]}, threshold=case.threshold, title=title
-        )
-    }
-    if result.samples:
-        drawn["reconstructions"] = reconstruction_figure(result.samples, time_dim=case.time_dim, title=title)
+    points = [(e["epoch"], e["rel_error"]) for e in history if e.get("rel_error") is not None]
+    drawn = {"curves": curves_figure({spec.label: points}, threshold=case.threshold, title=title)}
+    if samples:
+        drawn["reconstructions"] = reconstruction_figure(samples, time_dim=case.time_dim, title=title)
     encoded = {}
     for name, figure in drawn.items():
         buffer = io.BytesIO()

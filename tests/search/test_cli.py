@@ -72,3 +72,9 @@ def test_bad_input_from_a_real_process():
     assert done.stderr == (
         "overfit: error: --set optimizer must be one of ['adam', 'sgd_momentum', 'rmsprop'], got 'lion'\n"
     )
+
+
+def test_version_names_the_libraries_a_cluster_must_match(capsys):
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("overfit ") and "ray 2." in out and "mlflow " in out
