@@ -35,9 +35,10 @@ __all__ = ["comparison_trials", "curves_figure", "effects_figure", "reconstructi
 MEAN_PREDICTOR = 1.0
 """The relative error of predicting the mean: the line a collapsed trial sits on."""
 
-HEADROOM = 100.0
+HEADROOM = 1000.0
 """How far above the reference (the mean predictor, the threshold or where the trials started) the axis reaches:
-two decades show a blow-up clearly; more only flattens the trials that learn."""
+three decades keep a badly scaled start whole (data of tiny variance starts near 200) and show a blow-up clearly;
+more only flattens the trials that learn."""
 
 
 # ---- loss curves -----------------------------------------------------------------------------------------
@@ -46,10 +47,10 @@ two decades show a blow-up clearly; more only flattens the trials that learn."""
 def curves_figure(curves: Mapping[str, Sequence[tuple[int, float]]], *, threshold: float | None, title: str) -> Figure:
     """Relative error per epoch of one or several trials, on a log axis.
 
-    The axis stops :data:`HEADROOM` times above the larger of the mean predictor (1), the threshold and where the
-    trials started (the lower median of their first values, so that one trial that blew up at once does not set
-    it). Points above it, and non-finite ones, are drawn on the top edge as triangles: a trial at 1e11 shows as
-    "diverged" without flattening the others.
+    The axis stops :data:`HEADROOM` times above the largest of the mean predictor (1), the threshold, where the
+    first curve (the baseline) started and where most trials started. Points above it, and non-finite ones, are
+    drawn in a grey band at the top, a triangle where each stretch begins: a trial at 1e11 shows as "diverged"
+    without flattening the others.
 
     Args:
         curves: label -> (epoch, relative error) pairs, drawn in this order (the baseline first, by convention).
@@ -59,7 +60,7 @@ def curves_figure(curves: Mapping[str, Sequence[tuple[int, float]]], *, threshol
     Example:
         >>> figure = curves_figure({"baseline": [(1, 1.0), (2, 4.5e11)], "fix": [(1, 1.0), (2, 0.01)]},
         ...                        threshold=0.1, title="runaway")
-        >>> bool(figure.axes[0].get_ylim()[1] < 1e3)
+        >>> bool(figure.axes[0].get_ylim()[1] <= 2e3)
         True
     """
     series = {label: _finite_positive(points) for label, points in curves.items()}
@@ -99,12 +100,21 @@ def _finite_positive(points: Sequence[tuple[int, float]]) -> list[float]:
 
 
 def _top(series: Mapping[str, list[float]], threshold: float | None) -> float:
-    """The axis' upper limit: above the data, unless a runaway trial would take it past the headroom."""
+    """The axis' upper limit: above the data, unless a runaway trial would take it past the headroom.
+
+    The reference is the largest of the mean predictor, the threshold, where the first curve (the baseline, the
+    failing reference) started, and the lower median of where all started (one early blow-up cannot set it).
+    """
     values = [v for vs in series.values() for v in vs]
-    starts = sorted(vs[0] for vs in series.values() if vs)
-    start = starts[(len(starts) - 1) // 2] if starts else 0.0  # the lower median: one early blow-up cannot set it
-    ceiling = HEADROOM * max(MEAN_PREDICTOR, threshold or 0.0, start)
-    return min(max([*values, MEAN_PREDICTOR]) * 2, ceiling)
+    starts = [vs[0] for vs in series.values() if vs]
+    first = next(iter(series.values()), [])
+    reference = max(
+        MEAN_PREDICTOR,
+        threshold or 0.0,
+        first[0] if first else 0.0,
+        sorted(starts)[(len(starts) - 1) // 2] if starts else 0.0,
+    )
+    return min(max([*values, MEAN_PREDICTOR]) * 2, HEADROOM * reference)
 
 
 # ---- reconstructions -------------------------------------------------------------------------------------
@@ -169,8 +179,9 @@ def reconstruction_figure(samples: Mapping[str, Any], *, time_dim: int = -1, tit
                 axis.set_xlabel(_XLABEL[kind])
             if column == 0:
                 axis.set_ylabel(f"sample {row}\n" + ("feature" if kind == "heatmap" else "value"))
-    if kind == "sequence" and shaped["target"][0][0].shape[1] <= _MAX_FEATURE_LINES:
-        grid[0, -1].legend(fontsize=7, loc="upper right", ncols=2)
+    if kind == "sequence":  # beside the panels, where it hides no line
+        handles, labels = grid[0, -1].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="outside right upper", fontsize=8)
     figure.suptitle(title)
     return figure
 
