@@ -8,7 +8,7 @@ unless the environment names the stores.
 Example:
     >>> stores = find_stores(environ={"OVERFIT_TRACKING_URI": "http://127.0.0.1:5000"})
     >>> stores.tracking_uri, stores.experiment, stores.found_in
-    ('http://127.0.0.1:5000', 'overfit', 'OVERFIT_TRACKING_URI')
+    ('http://127.0.0.1:5000', 'overfit', '$OVERFIT_TRACKING_URI')
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class Stores:
         tracking_uri: the MLflow store.
         experiment: the MLflow experiment.
         optuna_storage: the Optuna journal or URL, or None when there is none.
-        found_in: the folder they were found in, the variable that named them, or ``nowhere`` (then
-            ``tracking_uri`` names the working folder's default, which does not exist).
+        found_in: the folder they were found in, the variable that named them (``$OVERFIT_TRACKING_URI``), or
+            ``nowhere`` (then ``tracking_uri`` names the working folder's default, which does not exist).
     """
 
     tracking_uri: str
@@ -52,7 +52,7 @@ class Stores:
         journal = self.optuna_storage or "none"
         return (
             f"MLflow store {self.tracking_uri} (experiment {self.experiment!r}); Optuna journal {journal}; "
-            f"found in {self.found_in}"
+            f"from {self.found_in}"
         )
 
 
@@ -80,7 +80,7 @@ def find_stores(start: str | Path | None = None, environ: Mapping[str, str] | No
         journal_folder = next((f for f in [folder, *folders] if (f / JOURNAL_FILE).is_file()), None)
         journal = str(journal_folder / JOURNAL_FILE) if journal_folder else None
     if env.get(ENVIRONMENT["tracking_uri"]):
-        where = ENVIRONMENT["tracking_uri"]
+        where = "$" + ENVIRONMENT["tracking_uri"]
     else:
         where = str(found) if found else "nowhere (run `overfit sweep` in the project's root first)"
     return Stores(uri, env.get(ENVIRONMENT["experiment"]) or "overfit", journal, where)

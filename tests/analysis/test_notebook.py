@@ -35,7 +35,7 @@ def test_the_notebook_started_in_notebooks_finds_the_stores_in_the_project_root(
 
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
     first = "".join(o.get("text", "") for o in code[0].outputs)
-    assert f"Reading the sweep in {tmp_path}:" in first and f"sqlite:///{tmp_path / 'mlflow.db'}" in first
+    assert f"Reading the sweep from {tmp_path}:" in first and f"sqlite:///{tmp_path / 'mlflow.db'}" in first
     assert str(tmp_path / "optuna.log") in first
     outputs = [o for cell in code for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"]

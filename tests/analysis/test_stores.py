@@ -37,7 +37,7 @@ def test_the_environment_names_the_stores(tmp_path: Path):
     env = {"OVERFIT_TRACKING_URI": "http://127.0.0.1:5000", "OVERFIT_EXPERIMENT": "mine", "OVERFIT_OPTUNA_STORAGE": "j"}
     stores = find_stores(root / "notebooks", environ=env)
     assert (stores.tracking_uri, stores.experiment, stores.optuna_storage) == ("http://127.0.0.1:5000", "mine", "j")
-    assert stores.found_in == "OVERFIT_TRACKING_URI"
+    assert stores.found_in == "$OVERFIT_TRACKING_URI"
 
 
 def test_no_sweep_anywhere_says_so(tmp_path: Path):
