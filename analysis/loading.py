@@ -142,10 +142,10 @@ class Sweep:
         return pd.DataFrame(rows, columns=["run_id", "epoch", "value"]).sort_values(["run_id", "epoch"])
 
     def artifact(self, run_id: str, name: str, folder: str | Path) -> Path | None:
-        """Downloads one artifact of a run (such as ``reconstructions.png``) into ``folder``; None if absent."""
+        """Downloads one artifact of a run (such as ``figures/curves.png``) into ``folder``; None if absent."""
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per image in reports
         client = self._client()
-        if name not in {a.path for a in client.list_artifacts(run_id)}:
+        if name not in {a.path for a in client.list_artifacts(run_id, posixpath.dirname(name) or None)}:
             return None
         return Path(client.download_artifacts(run_id, name, str(folder)))
 
@@ -188,8 +188,11 @@ def load_mlflow(
     tracking_uri: str = "sqlite:///mlflow.db",
     experiment: str = "overfit",
     cases: Iterable[str] | None = None,
+    sweep_id: str | None = None,
 ) -> Sweep:
     """Loads the latest sweep of each case in ``experiment`` (a finished one when there is one).
+
+    With ``sweep_id`` (a parent run's id), loads that sweep of its case, finished or not.
 
     Raises:
         AnalysisError: the store is missing or unreachable, the experiment is missing or holds no sweep, or a
@@ -206,7 +209,8 @@ def load_mlflow(
     parents = _search(client, found.experiment_id, f"tags.`{Tag.ROLE}` = 'sweep'")
     latest: dict[str, Any] = {}
     for run in sorted(parents, key=lambda r: (r.info.status == "FINISHED", r.info.start_time)):
-        latest[run.data.tags.get(Tag.CASE, "")] = run  # finished ones last, newest last: they win
+        if sweep_id is None or run.info.run_id == sweep_id:
+            latest[run.data.tags.get(Tag.CASE, "")] = run  # finished ones last, newest last: they win
     wanted = list(cases) if cases else sorted(latest)
     if not latest:
         raise AnalysisError(f"experiment {experiment!r} in {tracking_uri} holds no overfit sweep: run `overfit sweep`")

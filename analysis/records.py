@@ -191,8 +191,10 @@ class TrialSpec:
 
 
 def changes_text(changes: dict[str, Any]) -> str:
-    """``{"lr": 0.01, "activation": "elu"}`` as ``lr=0.01 activation=elu``."""
-    return " ".join(f"{name}={value}" for name, value in changes.items())
+    """``{"lr": 0.01, "activation": "elu"}`` as ``lr=0.01 activation=elu`` (floats to 3 significant digits)."""
+    return " ".join(
+        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}" for name, value in changes.items()
+    )
 
 
 def parse_value(text: str) -> Any:

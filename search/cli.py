@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -189,7 +190,8 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from search.engine.sweep import SweepOptions, run_sweep
+    _token_mode(args.address)
+    from search.engine.sweep import SweepAborted, SweepOptions, run_sweep
 
     if args.all == bool(args.cases):
         raise ValueError("name the cases to sweep or pass --all, not both")
@@ -211,13 +213,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         optuna_storage=args.optuna_storage,
         results_dir=args.results_dir,
         resume=args.resume,
-        progress=not args.quiet and not args.json,
+        progress=not args.quiet,  # on stderr: stdout stays the results (pure JSON under --json)
     )
     try:
         summaries = run_sweep(options)
     except KeyboardInterrupt:
         print("overfit: sweep interrupted; continue it with --resume", file=sys.stderr)
         return 130
+    except SweepAborted as exc:
+        print(f"overfit: sweep stopped: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(summaries, indent=2))
         return 0
@@ -228,6 +233,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{summary['case']}: {summary['trials']} trials ({outcomes}); parent run {summary['parent_run_id']}")
         print(f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}")
     return 0
+
+
+def _token_mode(address: str | None) -> None:
+    """Joins a token-authenticated cluster as ``ray start --address`` does.
+
+    Ray reads ``RAY_AUTH_MODE`` when it is imported and offers no public call to switch a process to token mode
+    afterwards, so it is set here, before anything imports Ray, when the head's token is at hand
+    (``~/.ray/auth_token``, which ``ray start --head`` writes, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``).
+    """
+    if not address or "RAY_AUTH_MODE" in os.environ:
+        return
+    if {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ) or (Path.home() / ".ray" / "auth_token").is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def _load_rankings(args: argparse.Namespace):

@@ -49,3 +49,20 @@ class SlowTinyCollapse(TinyCollapse):
         model = super().build_model(config)
         model.register_forward_hook(lambda *_: time.sleep(0.02))
         return model
+
+
+class OtherTinyCollapse(TinyCollapse):
+    """A second tiny case, so that a sweep holds two cases."""
+
+    name = "other_tiny_collapse"
+
+
+class LongTinyCollapse(TinyCollapse):
+    """The same, about four seconds a trial: long enough to lose a worker or a node in the middle of one."""
+
+    name = "long_tiny_collapse"
+
+    def build_model(self, config):
+        model = super().build_model(config)
+        model.register_forward_hook(lambda *_: time.sleep(0.05))
+        return model

@@ -1,66 +1,166 @@
-"""The live display of a sweep: one compact line per case part instead of Ray's tables."""
+"""The live display of a sweep, on stderr: a line per case in a terminal, plain log lines when stderr is piped.
+
+In a terminal, rich draws one width-aware line per case (its bar, trials done of planned, elapsed time, an estimate
+of the time left, fixed / pruned / errors and the best relative error so far) and a status line (Ray starting,
+MLflow away). Piped, it writes a line when something happens that a log reader needs: the sweep starts, a case
+ends, the store goes away or comes back, and a summary every minute. Stdout is left to the results (and to
+``--json``).
+"""
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
-from collections import Counter
+from dataclasses import dataclass
 from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
 
 __all__ = ["Progress"]
 
+_NAME = 22  # a case's name is cut to this width, so that a line fits 80 columns
+
+
+@dataclass
+class _Case:
+    total: int
+    done: int = 0
+    running: int = 0
+    fixed: int = 0
+    pruned: int = 0
+    errors: int = 0
+    best: float | None = None
+    started: float = 0.0
+    task: Any = None
+
+    def counts(self) -> str:
+        text = f"{self.fixed} fixed {self.pruned} pruned"
+        if self.errors:
+            text += f" {self.errors} err"
+        return text + (f" best {self.best:.1e}" if self.best is not None else "")
+
 
 class Progress:
-    """A compact live line per case part: done/total, running, fixed, pruned, errors."""
+    """What a person watching a sweep sees.
 
-    def __init__(self, case: str, enabled: bool, stream: Any) -> None:
-        self.case, self.enabled, self.stream = case, enabled, stream
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.counts: dict[str, Counter] = {}
-        self.totals: dict[str, int] = {}
-        self._last = 0.0
+    Args:
+        enabled: False shows nothing (``--quiet``).
+        stream: where to draw (default stderr).
+        every: seconds between summary lines when the stream is not a terminal.
+    """
 
-    def add(self, part: str, total: int) -> None:
-        self.totals[part] = total
-        self.counts[part] = Counter()
-        self._show(force=True)
-
-    def started(self, part: str) -> None:
-        self.counts[part]["running"] += 1
-        self._show()
-
-    def finished(self, part: str, summary: dict[str, Any]) -> None:
-        counts = self.counts[part]
-        counts["running"] -= 1
-        counts["done"] += 1
-        counts["fixed"] += bool(summary.get("fixed"))
-        counts["pruned"] += bool(summary.get("pruned"))
-        counts["errors"] += summary.get("outcome") == "error"
-        self._show(force=counts["done"] == self.totals[part])
-
-    def _line(self) -> str:
-        parts = []
-        for part, counts in self.counts.items():
-            parts.append(
-                f"{part} {counts['done']}/{self.totals[part]} done, {counts['running']} running, "
-                f"{counts['fixed']} fixed, {counts['pruned']} pruned, {counts['errors']} errors"
+    def __init__(self, enabled: bool = True, stream: Any = None, every: float = 60.0) -> None:
+        self.enabled = enabled
+        self.console = Console(file=stream or sys.stderr, highlight=False, soft_wrap=False)
+        self.live = enabled and self.console.is_terminal
+        self.every = every
+        self.cases: dict[str, _Case] = {}
+        self._lock = threading.Lock()
+        self._last_line = time.monotonic()
+        self._bars = (
+            RichProgress(
+                SpinnerColumn(finished_text=" "),
+                TextColumn("{task.description}", style="bold"),
+                BarColumn(bar_width=8),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(compact=True, elapsed_when_finished=False),
+                TextColumn("{task.fields[counts]}"),
+                console=self.console,
+                transient=False,
+                refresh_per_second=4,
             )
-        return f"{self.case:<24} " + " | ".join(parts)
+            if self.live
+            else None
+        )
+        self._status = None
+        if self._bars is not None:
+            self._bars.start()
 
-    def _show(self, force: bool = False) -> None:
+    def status(self, text: str | None) -> None:
+        """A line about the sweep as a whole (Ray starting, the store away); None clears it."""
         if not self.enabled:
             return
-        now = time.monotonic()
-        if self.tty:
-            if force or now - self._last > 0.5:
-                self.stream.write("\r\033[K" + self._line())
-                self.stream.flush()
-                self._last = now
-        elif force or now - self._last > 30:  # a log, not a terminal: a line when a part ends, or every 30 s
-            self.stream.write(self._line() + "\n")
-            self.stream.flush()
-            self._last = now
+        with self._lock:
+            if self._bars is not None:
+                if text is None:
+                    if self._status is not None:
+                        self._bars.remove_task(self._status)
+                        self._status = None
+                elif self._status is None:
+                    self._status = self._bars.add_task(text, total=None, counts="")
+                else:
+                    self._bars.update(self._status, description=text)
+            elif text:
+                self._print(f"overfit: {text}")
+
+    def note(self, text: str) -> None:
+        """A line that stays (above the live lines in a terminal)."""
+        if self.enabled:
+            with self._lock:
+                self._print(text)
+
+    def warn(self, text: str) -> None:
+        """A line that stays, shown even when the display is off (``--quiet``)."""
+        with self._lock:
+            self._print(text) if self.enabled else print(text, file=sys.stderr, flush=True)
+
+    def add_case(self, name: str, total: int, done: int = 0, fixed: int = 0, pruned: int = 0, errors: int = 0) -> None:
+        case = _Case(total=total, done=done, fixed=fixed, pruned=pruned, errors=errors, started=time.monotonic())
+        self.cases[name] = case
+        if self._bars is not None:
+            case.task = self._bars.add_task(_cut(name), total=total, completed=done, counts=case.counts())
+
+    def trial_started(self, name: str) -> None:
+        with self._lock:
+            self.cases[name].running += 1
+
+    def trial_finished(self, name: str, done: Any) -> None:
+        """One trial of ``name`` ended; ``done`` is its :class:`~search.engine.case_run.Done`."""
+        with self._lock:
+            case = self.cases[name]
+            case.running = max(0, case.running - 1)
+            case.done += 1
+            case.fixed += done.fixed
+            case.pruned += done.pruned
+            case.errors += done.outcome == "error"
+            if done.rel_error is not None and (case.best is None or done.rel_error < case.best):
+                case.best = done.rel_error
+            if self._bars is not None:
+                self._bars.update(case.task, completed=case.done, counts=case.counts())
+            elif case.done == case.total:
+                minutes, seconds = divmod(int(time.monotonic() - case.started), 60)
+                self._print(f"{name}: {case.done}/{case.total} trials in {minutes}:{seconds:02d}, {case.counts()}")
+            elif time.monotonic() - self._last_line > self.every:
+                self._print(self._overall())
+
+    def _overall(self) -> str:
+        done = sum(c.done for c in self.cases.values())
+        total = sum(c.total for c in self.cases.values())
+        running = sum(c.running for c in self.cases.values())
+        fixed = sum(c.fixed for c in self.cases.values())
+        return f"overfit: {done}/{total} trials done, {running} running, {fixed} fixed"
+
+    def _print(self, line: str) -> None:
+        self.console.print(line, overflow="ignore", crop=False, markup=False)
+        self._last_line = time.monotonic()
 
     def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bars is not None:
+            self.status(None)
+            self._bars.stop()
+            self._bars = None
+
+
+def _cut(name: str) -> str:
+    return name if len(name) <= _NAME else name[: _NAME - 1] + "…"

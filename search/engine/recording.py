@@ -1,197 +1,274 @@
-"""The Tune callback that records each trial of a sweep in MLflow, from the driver, and feeds the live display.
+"""What the driver keeps of each trial, the sweep's trial log on disk, and the Tune callback that feeds them.
 
-MLflow writes go through one background thread, in order: Tune's event loop hands out the next trial while the
-last one's run is written, instead of idling a slot for the write (about half a second a trial on sqlite).
+A finished trial is judged once (its own final report, or what it reported before the pruner or a lost worker
+stopped it), appended to the sweep's **trial log** (``{results_dir}/sweep-{id}.jsonl``, one JSON line per
+trial, written before anything else), then told to Optuna and written to MLflow in the background. The log is the
+sweep's durable record: when MLflow was away, or the driver died between a trial's end and its MLflow write,
+``--resume`` writes the missing runs from it; ``analysis.load_results`` reads it without MLflow.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import sys
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
-from search.engine.plan import BASELINE_KEY
-from search.engine.progress import Progress
-from search.engine.trainable import LIGHT_FIELDS
+from analysis.records import Tag, TrialSpec
 from search.trainer.metrics import Epoch
 from search.trainer.symptoms import detect, outcome
 from spaces import Case
 
-__all__ = ["RecordingCallback", "TrialRecord"]
+__all__ = ["RecordingCallback", "TrialLog", "TrialRecord", "trial_entry"]
 
 
 @dataclass
 class TrialRecord:
-    """What the driver knows of one running trial. ``run`` resolves to its MLflow run id once written."""
+    """What the driver knows of one trial while and after it runs.
 
-    key: str
-    name: str
-    part: str
-    run: Future
-    history: list[dict[str, Any]] = field(default_factory=list)
+    Attributes:
+        spec: what the trial is.
+        trial_id: Ray Tune's id of it.
+        started: when it started, in ms since the epoch (MLflow's clock).
+        attempts: how many times it was started (a lost worker or node makes Tune run it again).
+        epochs: the epochs it reported before its final report (all, when it was stopped).
+        summary: its judged result, once finished.
+        figures: base64 PNGs it drew (baseline and fixed trials).
+        pruned_by: the pruner's rule, when the pruner stopped it.
+        ended: when it ended, in ms.
+    """
+
+    spec: TrialSpec
+    trial_id: str
+    started: int = field(default_factory=lambda: int(time.time() * 1000))
+    attempts: int = 1
+    epochs: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] | None = None
-    recorded: bool = False
-
-    @property
-    def run_id(self) -> str:
-        return self.run.result()
+    figures: dict[str, str] = field(default_factory=dict)
+    pruned_by: str | None = None
+    ended: int | None = None
 
 
-class RecordingCallback(Callback):
-    """Bridges Tune's trial events to MLflow (one writer: the driver) and to the live display."""
-
-    def __init__(
-        self,
-        case: Case,
-        options: Any,
-        recorder,
-        parent_id: str,
-        display: Progress,
-        records: list[TrialRecord],
-        reusable: dict[str, str] | None = None,
-        searcher=None,
-    ) -> None:
-        self.case, self.options = case, options
-        self.recorder, self.parent_id, self.display = recorder, parent_id, display
-        self.reusable = reusable or {}
-        self.searcher = searcher
-        self.records = records  # shared with the sweep, which closes unfinished runs after an interrupt
-        self._first = len(records)
-        self._by_trial: dict[str, TrialRecord] = {}
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
-        self._writes: list[Future] = []
-        self._warned_cpu = False
-
-    def _write(self, function) -> Future:
-        """Queues one MLflow write behind the earlier ones."""
-        future = self._writer.submit(function)
-        self._writes.append(future)
-        return future
-
-    def flush(self) -> None:
-        """Waits for every queued MLflow write; raises the first that failed (a tracking server gone, say)."""
-        for future in self._writes:
-            future.result()
-        self._writes.clear()
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Tune pickles its run config into the experiment folder; this callback holds live clients and streams,
-        # and resuming goes through MLflow and Optuna (see ``--resume``), never through that pickle.
-        return {}
-
-    def _identify(self, trial) -> tuple[str, str, str, dict[str, Any], int]:
-        """(part, key, name, config, seed) of a trial, from what the searcher gave it."""
-        config = trial.config
-        if "plan" in config:
-            plan = config["plan"]
-            overrides = self.case.config(plan["overrides"])
-            return "ablation", plan["key"], plan["label"], overrides, int(plan["seed"])
-        number = self.searcher.optuna_number(trial.trial_id)
-        overrides = self.case.config({k: config[k] for k in self.case.space if k in config})
-        return "search", f"search/{number}", f"search #{number}", overrides, int(config.get("seed", 0))
-
-    def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        if trial.trial_id in self._by_trial:
-            return
-        part, key, name, config, seed = self._identify(trial)
-        params = {**config, "seed": seed, "profile": self.options.profile}
-        tags = {
-            "overfit.case": self.case.name,
-            "overfit.part": part,
-            "overfit.label": name,
-            "overfit.ray_trial_id": trial.trial_id,
-        }
-        run = self._write(
-            lambda: self.recorder.start_trial(self.parent_id, key, name, params, tags, run_id=self.reusable.get(key))
-        )
-        record = TrialRecord(key=key, name=name, part=part, run=run)
-        self._by_trial[trial.trial_id] = record
-        self.records.append(record)
-        self.display.started(part)
-
-    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        record = self._by_trial.get(trial.trial_id)
-        if record is None:
-            return
-        if result.get("final"):
-            record.summary = result["summary"]
-        elif "epoch" in result:
-            record.history.append({name: result.get(name) for name in LIGHT_FIELDS})
-
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._finish(trial, failed=False)
-
-    def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._finish(trial, failed=True)
-
-    def _finish(self, trial, failed: bool) -> None:
-        record = self._by_trial.get(trial.trial_id)
-        if record is None or record.recorded:
-            return
-        pruned = bool(self.searcher and self.searcher.was_pruned(trial.trial_id))
-        summary = record.summary
-        if summary is None:  # stopped by the pruner, or the worker died: judge what was reported
-            summary = _judge_partial(record.history, self.case, failed, trial)
-        summary = {**summary, "pruned": pruned}
-        record.summary = summary
-        if summary.get("gpu_ids") and summary.get("device") == "cpu" and not self._warned_cpu:
-            self._warned_cpu = True
-            print(
-                f"{self.case.name}: Ray gives trials GPU {','.join(summary['gpu_ids'])} but torch sees no CUDA device "
-                "(a CPU build of torch?): they run on the CPU",
-                file=sys.stderr,
-                flush=True,
-            )
-        history = summary.get("history") or record.history
-        status = "FAILED" if summary.get("outcome") == "error" else "FINISHED"
-        self._write(lambda: self.recorder.finish_trial(record.run_id, history, summary, status))
-        if record.key == BASELINE_KEY:
-            title = f"{self.case.name}: baseline"
-            self._write(lambda: self.recorder.log_figures(record.run_id, title, history, summary.get("samples")))
-        record.recorded = True
-        self.display.finished(record.part, summary)
-
-    def check_complete(self, expected: int) -> None:
-        """After ``fit()``: fewer finished trials than planned means the sweep was interrupted (Ctrl-C)."""
-        self.flush()
-        if sum(r.recorded for r in self.records[self._first :]) < expected:
-            raise KeyboardInterrupt
-
-
-def _judge_partial(history: list[dict[str, Any]], case: Case, failed: bool, trial) -> dict[str, Any]:
-    epochs = [
-        Epoch(
-            epoch=int(h["epoch"]),
-            rel_error=_nan(h.get("rel_error")),
-            spread=_nan(h.get("spread")),
-            mse=_nan(h.get("mse")),
-            loss=_nan(h.get("loss")),
-            dead_fraction=h.get("dead_fraction") or 0.0,
-            power_error=math.nan,
-        )
-        for h in history
-    ]
-    symptoms = detect(epochs, case.threshold) if epochs else []
-    error = None
-    if failed:
-        error = f"trial {trial.trial_id} failed in Ray: see {getattr(trial, 'error_file', None) or 'its log'}"
-    last = epochs[-1] if epochs else Epoch()
+def judge_partial(epochs: list[dict[str, Any]], case: Case, error: str | None = None) -> dict[str, Any]:
+    """The judged result of a trial that never sent its final report (pruned, or its worker lost)."""
+    history = [Epoch.from_dict({k: (math.nan if v is None else v) for k, v in e.items()}) for e in epochs]
+    symptoms = detect(history, case.threshold) if history else []
+    last = history[-1] if history else Epoch()
+    finite = [e.rel_error for e in history if math.isfinite(e.rel_error)]
     return {
         "outcome": outcome(False, symptoms, error),
-        "symptoms": [s.name for s in symptoms],
-        "rel_error": None if math.isnan(last.rel_error) else last.rel_error,
-        "best_rel_error": min((e.rel_error for e in epochs if math.isfinite(e.rel_error)), default=None),
+        "symptoms": [{"name": s.name, "evidence": s.evidence} for s in symptoms],
+        "rel_error": last.rel_error if math.isfinite(last.rel_error) else None,
+        "best_rel_error": min(finite) if finite else None,
+        "mse": last.mse if math.isfinite(last.mse) else None,
         "epochs": last.epoch,
-        "seconds": (getattr(trial, "last_result", None) or {}).get("time_total_s"),
         "fixed": False,
         "error": error,
-        "history": history,
+        "history": epochs,
     }
 
 
-def _nan(value: Any) -> float:
-    return math.nan if value is None else float(value)
+def trial_entry(record: TrialRecord, case: Case, budget: int) -> dict[str, Any]:
+    """The trial as one line of the trial log: everything its MLflow run is written from."""
+    spec, summary = record.spec, record.summary or {}
+    symptoms = summary.get("symptoms") or []
+    evidence = [f"{s['name']}: {s['evidence']}" for s in symptoms]
+    pruned = record.pruned_by is not None
+    tags = {
+        **spec.tags(),
+        Tag.OUTCOME: str(summary.get("outcome", "error")),
+        Tag.FIXED: str(bool(summary.get("fixed"))).lower(),
+        Tag.PRUNED: str(pruned).lower(),
+        Tag.SYMPTOMS: ",".join(s["name"] for s in symptoms),
+        Tag.EVIDENCE: "\n".join(evidence)[:4000],
+        Tag.WHY: why(summary, case.threshold, record.pruned_by, budget),
+        Tag.ATTEMPTS: str(record.attempts),
+        Tag.RAY_TRIAL_ID: record.trial_id,
+    }
+    if pruned:
+        tags[Tag.PRUNED_BY] = str(record.pruned_by)
+    for tag, name in ((Tag.DEVICE, "device"), (Tag.ERROR, "error")):
+        if summary.get(name):
+            tags[tag] = str(summary[name])[:4000]
+    if summary.get("gpu_ids"):
+        tags[Tag.GPU_IDS] = ",".join(summary["gpu_ids"])
+    tags[Tag.NOTE] = note(spec, summary, case.threshold, tags[Tag.WHY], evidence, record.attempts)
+    return {
+        "case": spec.case,
+        "name": spec.run_name,
+        "spec": spec.to_config(),
+        "tags": tags,
+        "params": {**case.config(spec.overrides), "seed": spec.seed, "profile": spec.profile},
+        "metrics": {
+            "final_rel_error": summary.get("rel_error"),
+            "best_rel_error": summary.get("best_rel_error"),
+            "final_mse": summary.get("mse"),
+            "epochs": summary.get("epochs"),
+            "seconds": summary.get("seconds"),
+        },
+        "history": summary.get("history") or record.epochs,
+        "samples": summary.get("samples") if record.figures else None,
+        "status": "FAILED" if summary.get("outcome") == "error" else "FINISHED",
+        "started": record.started,
+        "ended": record.ended,
+    }
+
+
+def why(summary: Mapping[str, Any], threshold: float, pruned_by: str | None, budget: int) -> str:
+    """One sentence: why this trial did or did not fix the case."""
+    error = summary.get("rel_error")
+    shown = "nan" if error is None else f"{error:.3g}"
+    if summary.get("fixed"):
+        return f"fixed: relative error {shown} < threshold {threshold:g}"
+    if summary.get("outcome") == "error":
+        return f"raised: {str(summary.get('error') or 'unknown error').splitlines()[0][:300]}"
+    cause = next((s["evidence"] for s in summary.get("symptoms") or [] if s["name"] == summary.get("outcome")), "")
+    text = f"{summary.get('outcome', 'plateau')}" + (f": {cause}" if cause else f": relative error {shown}")
+    if pruned_by:
+        text += f"; pruned at epoch {summary.get('epochs')} of {budget}: {pruned_by}"
+    return text
+
+
+def note(
+    spec: TrialSpec, summary: Mapping[str, Any], threshold: float, reason: str, evidence: list[str], attempts: int
+) -> str:
+    """The run's description (markdown): what it changed, how it ended and why."""
+    best = summary.get("best_rel_error")
+    lines = [
+        f"**{spec.label}**, seed {spec.seed} ({spec.part}): **{summary.get('outcome', 'error')}**.",
+        "",
+        f"{reason[0].upper()}{reason[1:]}.",
+        "",
+        f"Final relative error {_show(summary.get('rel_error'))} (best {_show(best)}; the case counts as fixed below "
+        f"{threshold:g}, and 1 means no better than predicting the mean).",
+    ]
+    if evidence:
+        lines += ["", "Symptoms:", *[f"- {line}" for line in evidence]]
+    if attempts > 1:
+        lines += ["", f"Ran {attempts} times: {attempts - 1} attempt(s) lost with a worker or node, then run again."]
+    return "\n".join(lines)
+
+
+def _show(value: Any) -> str:
+    return "nan" if value is None else f"{value:.3g}"
+
+
+class TrialLog:
+    """The sweep's trial log: one JSON line per finished trial, appended and flushed before anything else.
+
+    Example:
+        >>> import tempfile
+        >>> log = TrialLog(Path(tempfile.mkdtemp()) / "sweep-x.jsonl")
+        >>> log.append({"case": "c", "tags": {"overfit.key": "ablation/baseline/seed=0"}})
+        >>> [e["case"] for e in log.read()]
+        ['c']
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def append(self, entry: Mapping[str, Any]) -> None:
+        line = json.dumps(entry, allow_nan=False, default=str) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as file:
+                file.write(line)
+                file.flush()
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every complete line (a line cut short by a killed driver is skipped)."""
+        if not self.path.is_file():
+            return []
+        entries = []
+        for line in self.path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return entries
+
+
+class RecordingCallback(Callback):
+    """Bridges Tune's trial events to each case of the sweep (:class:`search.engine.case_run.CaseRun`).
+
+    Args:
+        searcher: the sweep's searcher (it knows each trial's spec and the pruner's reasons).
+        runs: the cases of the sweep by name.
+    """
+
+    def __init__(self, searcher: Any, runs: Mapping[str, Any]) -> None:
+        self.searcher, self.runs = searcher, runs
+        self.records: dict[str, TrialRecord] = {}
+        self._warned_cpu = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config into the experiment folder; resuming never goes through that pickle.
+        return {}
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        if trial.trial_id in self.records:
+            return  # a retried trial: on_trial_recover counted it
+        spec = self.searcher.spec(trial.trial_id)
+        self.records[trial.trial_id] = TrialRecord(spec=spec, trial_id=trial.trial_id)
+        self.runs[spec.case].started(spec)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        record = self.records.get(trial.trial_id)
+        if record is None:
+            return
+        record.epochs.extend(result.get("epochs") or [])
+        if result.get("final"):
+            record.summary = result["summary"]
+            record.figures = result.get("figures") or {}
+
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        record = self.records.get(trial.trial_id)
+        if record is not None:  # its worker or node was lost: Tune runs it again from the start
+            record.attempts += 1
+            record.epochs.clear()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, error=None)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._finish(trial, error=f"trial failed in Ray after {self._attempts(trial)} attempt(s): {_ray_error(trial)}")
+
+    def _attempts(self, trial) -> int:
+        record = self.records.get(trial.trial_id)
+        return record.attempts if record else 1
+
+    def _finish(self, trial, error: str | None) -> None:
+        record = self.records.pop(trial.trial_id, None)
+        if record is None:
+            return
+        record.ended = int(time.time() * 1000)
+        record.pruned_by = self.searcher.pruned.get(trial.trial_id)
+        run = self.runs[record.spec.case]
+        if record.summary is None:  # stopped by the pruner, or its worker died for good: judge what it reported
+            record.summary = judge_partial(record.epochs, run.case, error)
+            record.summary["seconds"] = (getattr(trial, "last_result", None) or {}).get("time_total_s")
+        if record.summary.get("gpu_ids") and record.summary.get("device") == "cpu" and not self._warned_cpu:
+            self._warned_cpu = True
+            run.display.warn(
+                f"overfit: Ray gives trials GPU {','.join(record.summary['gpu_ids'])} but torch sees no CUDA device "
+                "(a CPU build of torch?): they run on the CPU"
+            )
+        run.finished(record)
+
+
+def _ray_error(trial) -> str:
+    """The first line of the error Ray recorded for a trial."""
+    path = getattr(trial, "error_file", None)
+    try:
+        text = Path(path).read_text().strip() if path else ""
+    except OSError:
+        text = ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "see Ray's logs"

@@ -1,41 +1,58 @@
-"""``overfit sweep``: per case, the ablation and an Optuna search as parallel Ray Tune trials, recorded in MLflow.
+"""``overfit sweep``: every case's ablation and Optuna search as ONE Ray Tune experiment, recorded in MLflow.
 
-One :class:`Sweep` per invocation: it validates everything that can be checked (cases, Ray address, tracking
-server), joins or starts Ray, then for each case runs the ablation grid (baseline, one factor changed at a
-time, ``seeds`` seeds each) and an Optuna TPE search of ``trials`` trials with collapse pruning, each as one
-Tune experiment. Every trial becomes a child run of the case's parent run in MLflow; the Optuna study lives in a
-journal file beside the MLflow store.
+One :func:`run_sweep` per invocation. It checks everything that can be checked before anything starts, then, at
+once, starts (or joins) Ray, readies the MLflow store and checks each case (one training step, which also says how
+long its trials will take). Each case gets its parent run, its Optuna study (a journal file beside the MLflow
+store) and its line of progress; all cases' trials then run in one Tune experiment, the longest expected first,
+so that no slot idles between cases and the tail is short. Every finished trial goes to the sweep's trial log,
+to Optuna and to MLflow; each case's summary is written as soon as its last trial ends.
+
+``--resume`` continues an interrupted sweep: finished trials are kept (those the trial log holds but MLflow missed
+are written now), unfinished ones run again (an interrupted search trial is re-asked with its config), Optuna's
+sampler continues from the study's trials, and only one live command may continue a sweep at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import math
 import os
 import socket
-import sys
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+import uuid
+import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ray.tune.logger import JsonLoggerCallback
-
-from search.engine.plan import BASELINE_KEY, PlannedTrial, ablation
+from analysis.records import BASELINE_LABEL, Tag, changes_text, open_journal
+from search.engine.case_run import CaseRun, Done
+from search.engine.plan import ablation
 from search.engine.progress import Progress
-from search.engine.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler
-from search.engine.recording import RecordingCallback, TrialRecord
-from spaces import PROFILES, Case, get_case, optuna_space
+from search.engine.pruning import CollapsePruner
+from search.engine.recording import TrialLog
+from search.engine.searcher import CaseSearch
+from search.engine.tracking import FAILED, FINISHED, KILLED, Recorder, StoreUnavailable, Writer
+from search.engine.trainable import report_every
+from spaces import PROFILES, Case, get_case
 
-__all__ = ["PARTS", "SweepError", "SweepOptions", "run_sweep"]
+__all__ = ["PARTS", "SweepAborted", "SweepError", "SweepOptions", "run_sweep", "sweep_tags"]
 
 PARTS = ("ablation", "search")
+MAX_FAILURES = 3  # runs of a trial whose worker or node died, before it is recorded as an error
 
 
 class SweepError(ValueError):
-    """A sweep that cannot start: bad option, unreachable Ray cluster or tracking server."""
+    """A sweep that cannot start: bad option, unreachable Ray cluster or tracking server, a sweep in use."""
+
+
+class SweepAborted(RuntimeError):
+    """A sweep that had to stop: the tracking store stayed away. Everything finished is kept on disk."""
 
 
 @dataclass
@@ -60,11 +77,11 @@ class SweepOptions:
     results_dir: str = "overfit-results"
     resume: bool = False
     progress: bool = True
-    stream: Any = field(default=sys.stdout, repr=False)
+    store_patience: float = 600.0  # seconds the MLflow writer waits for an unreachable store before giving up
 
     @classmethod
     def in_folder(cls, folder: str | Path, cases: list[str], **options: Any) -> SweepOptions:
-        """Options that keep the whole sweep's state (MLflow store, Optuna journal, Ray results) in ``folder``."""
+        """Options that keep the whole sweep's state (MLflow store, Optuna journal, results) in ``folder``."""
         folder = Path(folder)
         return cls(
             cases=cases,
@@ -82,11 +99,10 @@ class SweepOptions:
             raise SweepError(f"--profile must be one of {list(PROFILES)}, got {self.profile!r}")
         if self.trials < 0 or self.seeds < 1:
             raise SweepError(f"--trials >= 0 and --seeds >= 1 must hold, got trials={self.trials}, seeds={self.seeds}")
-        if self.cpus_per_trial <= 0 or (self.gpus_per_trial is not None and self.gpus_per_trial < 0):
-            raise SweepError(
-                f"--cpus-per-trial > 0 and --gpus-per-trial >= 0 must hold, got "
-                f"{self.cpus_per_trial} and {self.gpus_per_trial}"
-            )
+        if not (self.cpus_per_trial > 0 and math.isfinite(self.cpus_per_trial)):
+            raise SweepError(f"--cpus-per-trial must be a finite number > 0, got {self.cpus_per_trial}")
+        if self.gpus_per_trial is not None and not (0 <= self.gpus_per_trial < math.inf):
+            raise SweepError(f"--gpus-per-trial must be a finite number >= 0, got {self.gpus_per_trial}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise SweepError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
         if not self.cases:
@@ -137,64 +153,386 @@ def check_ray_address(address: str) -> None:
 
 
 def run_sweep(options: SweepOptions) -> list[dict[str, Any]]:
-    """Runs the sweep; returns one summary per case (counts by outcome, parent run id, study name)."""
+    """Runs the sweep; returns one summary per case (counts by outcome, parent run id, study name).
+
+    Raises:
+        SweepError: it cannot start (nothing was started or recorded, or what was is marked FAILED).
+        SweepAborted: the tracking store stayed away; what finished is in the trial log for ``--resume``.
+        KeyboardInterrupt: Ctrl-C or SIGTERM; the unfinished cases' parent runs are KILLED, ready for ``--resume``.
+    """
     cases = options.validate()
+    display = Progress(options.progress)
+    try:
+        return _Sweep(options, cases, display).run()
+    finally:
+        display.close()
+
+
+class _Sweep:
+    """The state of one invocation: its stores, its cases, the locks it holds."""
+
+    def __init__(self, options: SweepOptions, cases: list[Case], display: Progress) -> None:
+        self.options, self.cases, self.display = options, cases, display
+        self.sweep_id = uuid.uuid4().hex[:12]
+        self.runs: list[CaseRun] = []
+        self.locks: list[int] = []
+        self.optuna_writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optuna-writer")
+        self.writer = Writer(patience=options.store_patience)
+
+    def run(self) -> list[dict[str, Any]]:
+        import ray
+
+        _quiet_libraries()
+        started_here = not ray.is_initialized()
+        self.display.status("joining the Ray cluster" if self.options.address else "starting Ray")
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                # MLflow readies its store (a new sqlite store migrates its schema: seconds), and each case is
+                # checked and timed, while Ray starts.
+                recorder = pool.submit(Recorder, self.options.tracking_uri, self.options.experiment)
+                probes = {case.name: pool.submit(_probe, case, self.options.profile) for case in self.cases}
+                if started_here:
+                    _start_ray(self.options)
+                self.recorder = recorder.result()
+                expected = {name: probe.result() for name, probe in probes.items()}
+            self.display.status(None)
+            gpus, slots = _slots(self.options)
+            self.journal = None  # opened by the first case that searches: an ablation-only sweep leaves none
+            self.log = TrialLog(Path(self.options.results_dir).expanduser().resolve() / f"sweep-{self.sweep_id}.jsonl")
+            self.runs = [self._open(case, expected[case.name], gpus, slots) for case in self.cases]
+            self._fit(gpus, slots)
+            return [run.summary() for run in self.runs]
+        except BaseException as exc:
+            self._abandon(KILLED if isinstance(exc, KeyboardInterrupt) else FAILED)
+            raise
+        finally:
+            self._close()
+            if started_here:
+                ray.shutdown()
+
+    # ---- cases ----
+
+    def _open(self, case: Case, seconds_per_trial: float, gpus: float, slots: int) -> CaseRun:
+        """The case's parent run (new, or the interrupted one to resume), study and remaining trials."""
+        options = self.options
+        parent = self.recorder.unfinished_sweep(case.name) if options.resume else None
+        if parent is not None:
+            parent_id = parent.info.run_id
+            self._lock(parent_id, case.name)
+            options = _with_stored(options, parent.data.params)
+            self.recorder.reopen(parent_id)
+        else:
+            params, tags = self._params(case, gpus, slots), sweep_tags(case, self.sweep_id)
+            parent_id = self.recorder.start_sweep(case.name, params, tags)
+            self._lock(parent_id, case.name)
+        budget = case.budget(options.profile).epochs
+        settings = {
+            "case_ref": _case_ref(case, self.options),
+            "profile": options.profile,
+            "threads": max(1, int(options.cpus_per_trial)),
+            "report_every": report_every(budget) if options.prune else 0,
+            "sweep": self.sweep_id,
+        }
+        pruner = CollapsePruner() if options.prune else None
+        study = self._study(case, parent_id, options) if "search" in options.parts else None
+        run = CaseRun(
+            case=case,
+            parent_id=parent_id,
+            search=None,  # set below, once the finished trials are known
+            expected=0,
+            recorder=self.recorder,
+            writer=self.writer,
+            log=self.log,
+            display=self.display,
+            budget=budget,
+            dataset=_dataset(case, options.profile),
+            summarise=self._summarise,
+        )
+        if parent is not None:
+            run.done = self._settle(run, study, options)
+            self.display.note(f"{case.name}: resuming sweep {parent_id[:8]} ({len(run.done)} trials already finished)")
+        planned = []
+        if "ablation" in options.parts:
+            planned = [replace(spec, **settings) for spec in ablation(case, options.seeds)]
+            # The baseline runs to the end, never pruned: it is the failure's record.
+            planned = [replace(s, report_every=0) if s.label == BASELINE_LABEL else s for s in planned]
+        ablation_total = len(planned)
+        planned = [spec for spec in planned if spec.key not in run.done]
+        searched = sum(key.startswith("search/") for key in run.done)
+        count = max(0, options.trials - searched) if study is not None else 0
+        run.expected = ablation_total + (options.trials if study is not None else 0)
+        run.search = CaseSearch(
+            case.name,
+            planned,
+            study,
+            space=_space(case),
+            count=count,
+            pruner=pruner,
+            batch=slots if options.deterministic else None,
+            settings=settings,
+            baseline=case.config(),
+            writes=self.optuna_writes,
+        )
+        run.seconds_per_trial = seconds_per_trial
+        self.display.add_case(case.name, run.expected, **run.counts())
+        return run
+
+    def _params(self, case: Case, gpus: float, slots: int) -> dict[str, Any]:
+        options = self.options
+        baseline = case.config()
+        fix = {k: v for k, v in case.config(case.fix).items() if v != baseline[k]}
+        return {
+            "profile": options.profile,
+            "seeds": options.seeds,
+            "trials": options.trials,
+            "parts": ",".join(options.parts),
+            "seed": options.seed,
+            "prune": options.prune,
+            "deterministic": options.deterministic,
+            "case_ref": _case_ref(case, options),
+            "cpus_per_trial": options.cpus_per_trial,
+            "gpus_per_trial": gpus,  # as resolved: a quarter GPU by default when the cluster has GPUs
+            "slots": slots,
+            "results_dir": str(Path(options.results_dir).expanduser().resolve()),
+            "sweep": self.sweep_id,
+            "baseline": changes_text(baseline),
+            "fix": changes_text(fix) or "none documented",
+            "threshold": case.threshold,
+        }
+
+    def _study(self, case: Case, parent_id: str, options: SweepOptions):
+        import optuna
+
+        name = f"{case.name}-{parent_id[:8]}"
+        self.journal = self.journal or open_journal(self.options.optuna_storage)
+        try:
+            existing = len(optuna.load_study(study_name=name, storage=self.journal).trials)
+        except KeyError:
+            existing = 0
+        # A resumed study's sampler continues from a seed its finished trials moved on, not from the first one:
+        # TPE's random start-up trials would otherwise repeat the configs already run.
+        study = optuna.create_study(
+            study_name=name,
+            storage=self.journal,
+            sampler=optuna.samplers.TPESampler(seed=options.seed + existing),
+            pruner=CollapsePruner() if options.prune else optuna.pruners.NopPruner(),
+            direction="minimize",
+            load_if_exists=True,
+        )
+        if not existing:
+            with warnings.catch_warnings():  # experimental since Optuna 3.2, and what the dashboard names the axis by
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(["rel_error"])
+            self.recorder.client.set_tag(parent_id, Tag.STUDY, name)
+            study.set_user_attr("case", case.name)
+            study.set_user_attr("threshold", case.threshold)
+            study.set_user_attr("mlflow_parent_run_id", parent_id)
+        return study
+
+    def _settle(self, run: CaseRun, study, options: SweepOptions) -> dict[str, Done]:
+        """After an interruption: what finished, with MLflow and Optuna made whole again (see the module doc)."""
+        from optuna.trial import TrialState
+
+        done: dict[str, Done] = {}
+        for child in self.recorder.children(run.parent_id):
+            key = child.data.tags.get(Tag.KEY, "")
+            if child.info.status in (FINISHED, FAILED) and key:
+                done[key] = Done.from_tags(child.data.tags, child.data.metrics.get("final_rel_error"))
+            else:  # a write cut short: the trial log (or a new run) writes it whole
+                self.recorder.client.delete_run(child.info.run_id)
+        entries = {}
+        for path in Path(options.results_dir).expanduser().glob("sweep-*.jsonl"):
+            for entry in TrialLog(path).read():
+                if entry.get("parent") == run.parent_id:
+                    entries[entry["tags"][Tag.KEY]] = entry
+        for key, entry in entries.items():
+            if key not in done:  # finished, but MLflow never heard of it (away, or the driver died first)
+                self.recorder.write_trial(run.parent_id, {**entry, "dataset": run.dataset}, replace=True)
+                done[key] = Done.from_tags(entry["tags"], entry["metrics"].get("final_rel_error"))
+        if study is None:
+            return done
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            key = f"search/{trial.number}"
+            if key in done:  # it finished, but the driver died before telling Optuna
+                outcome = done[key]
+                value = outcome.rel_error
+                if outcome.pruned:
+                    study.tell(trial.number, state=TrialState.PRUNED)
+                elif outcome.outcome == "error" or value is None:
+                    study.tell(trial.number, state=TrialState.FAIL)
+                else:
+                    study.tell(trial.number, value)
+            else:  # never finished: failed, and asked again with its config
+                study.tell(trial.number, state=TrialState.FAIL)
+                study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+        return done
+
+    # ---- the experiment ----
+
+    def _fit(self, gpus: float, slots: int) -> None:
+        from ray import tune
+
+        from search.engine.pruning import PruningScheduler
+        from search.engine.recording import RecordingCallback
+        from search.engine.searcher import SweepSearcher
+        from search.engine.trainable import train
+
+        for run in self.runs:
+            if run.complete:
+                run.summary_written = self.writer.submit(lambda retrying, run=run: self._summarise(run))
+        remaining = [run for run in self.runs if not run.complete]
+        if remaining:
+            longest_first = sorted(remaining, key=lambda r: -r.seconds_per_trial)
+            searcher = SweepSearcher([run.search for run in longest_first])
+            callback = RecordingCallback(searcher, {run.case.name: run for run in self.runs})
+            storage = Path(self.options.results_dir).expanduser().resolve()  # trials chdir: absolute paths only
+            tuner = tune.Tuner(
+                tune.with_resources(train, {"cpu": self.options.cpus_per_trial, "gpu": gpus}),
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    scheduler=PruningScheduler(searcher),
+                    num_samples=sum(r.expected - len(r.done) for r in remaining),
+                    max_concurrent_trials=slots,
+                    reuse_actors=True,
+                    trial_name_creator=_trial_name,
+                    trial_dirname_creator=_trial_name,
+                ),
+                run_config=tune.RunConfig(
+                    name=f"sweep-{self.sweep_id}-{int(time.time())}",
+                    storage_path=str(storage),
+                    verbose=0,
+                    callbacks=[callback],
+                    failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                    log_to_file=True,
+                ),
+            )
+            tuner.fit()
+        self._flush()
+        if not all(run.complete for run in self.runs):
+            raise KeyboardInterrupt  # Tune ended early: Ctrl-C or SIGTERM
+
+    def _summarise(self, run: CaseRun) -> None:
+        """Writes the case's summary to its parent run: metrics, the ranking as its description, the comparison."""
+        from search.engine.summary import write_summary
+
+        run.search.wait()
+        write_summary(self.recorder, run, self.options)
+
+    def _flush(self) -> None:
+        """Waits for every write of this sweep; raises SweepAborted when the tracking store stayed away."""
+        futures = [run.summary_written for run in self.runs if run.summary_written is not None]
+        self.writer.close()
+        self.optuna_writes.shutdown(wait=True)
+        for future in futures:
+            future.exception()
+        if self.writer.failed is not None:
+            if isinstance(self.writer.failed, StoreUnavailable):
+                raise SweepAborted(
+                    f"the tracking store {self.options.tracking_uri} stayed unreachable for "
+                    f"{self.options.store_patience:.0f} s ({self.writer.failed}); every finished trial is kept in "
+                    f"{self.log.path}: run the same command with --resume once it answers"
+                )
+            raise self.writer.failed
+
+    def _abandon(self, status: str) -> None:
+        """After an interruption or a failed start: the parent runs of unfinished cases are closed with ``status``."""
+        for run in self.runs:
+            if not run.complete:
+                with contextlib.suppress(Exception):  # the store may be what failed; --resume reopens it anyway
+                    self.recorder.end_sweep(run.parent_id, status=status)
+
+    def _lock(self, parent_id: str, case: str) -> None:
+        """Holds the sweep of ``case`` for this command's lifetime: a second live command may not continue it."""
+        path = Path(self.options.optuna_storage).expanduser().resolve()
+        lock = path.with_name(f".{path.name}.{parent_id}.lock")
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SweepError(
+                f"--resume: the sweep of {case} (run {parent_id[:8]}) is being run by another live command; "
+                "wait for it to end, or stop it first"
+            ) from None
+        self.locks.append(fd)
+
+    def _close(self) -> None:
+        if self.writer.failed is None:
+            self.writer.close()
+        self.optuna_writes.shutdown(wait=False, cancel_futures=True)
+        for fd in self.locks:
+            os.close(fd)  # the kernel releases the flock with the descriptor
+
+
+def sweep_tags(case: Case, sweep_id: str) -> dict[str, str]:
+    """A parent run's tags: what the analysis needs of the case besides its trials."""
+    baseline = case.config()
+    fix = {k: v for k, v in case.config(case.fix).items() if v != baseline[k]}
+    return {
+        Tag.SWEEP: sweep_id,
+        Tag.TITLE: case.title,
+        Tag.FACTORS: ",".join(case.space),
+        Tag.TASK_FACTORS: ",".join(case.task_factors),
+        Tag.BASELINE: json.dumps(baseline),
+        Tag.FIX: json.dumps(fix),
+        Tag.THRESHOLD: repr(float(case.threshold)),
+        Tag.NOTE: f"{case.title}.\n\nSweep running: trials appear under this run as they finish.",
+    }
+
+
+def _probe(case: Case, profile: str) -> float:
+    """The case checked by one training step; the expected seconds of one of its trials."""
+    from search.trainer.check import check_case
+
+    return check_case(case, profile).seconds_per_epoch * case.budget(profile).epochs
+
+
+def _dataset(case: Case, profile: str) -> Any:
+    """The case's data (seed 0, the baseline's config) as an MLflow dataset input, or None if it cannot be built."""
+    try:
+        import mlflow.data
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        data = case.make_data(0, case.budget(profile), case.config())
+        source = CodeDatasetSource({"case": case.name, "source": case.source or type(case).__module__})
+        dataset = mlflow.data.from_numpy(
+            data.inputs.numpy(), targets=data.targets.numpy(), source=source, name=f"{case.name} (seed 0)"
+        )
+        return DatasetInput(Dataset(**dataset.to_dict()), tags=[InputTag("mlflow.data.context", "training")])
+    except Exception:  # a dataset is a convenience for the UI: a case whose data mlflow cannot describe runs anyway
+        return None
+
+
+def _space(case: Case) -> dict[str, Any]:
+    from spaces import optuna_space
+
+    return optuna_space(case.search_space())
+
+
+def _start_ray(options: SweepOptions) -> None:
     import ray
 
-    from search.engine.tracking import Recorder
-
-    _quiet_libraries()  # after the imports: MLflow configures its logger when imported
-
-    ray_started_here = not ray.is_initialized()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # MLflow readies its store (a new sqlite store migrates its schema: seconds) while Ray starts.
-        recorder_ready = pool.submit(Recorder, options.tracking_uri, options.experiment)
-        if ray_started_here:
-            if options.address:
-                _use_cluster_token()
-            ray.init(
-                address=options.address,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-                logging_level="ERROR",
-            )
-    try:
-        recorder = recorder_ready.result()
-        return [_sweep_case(case, options, recorder) for case in cases]
-    finally:
-        if ray_started_here:
-            ray.shutdown()
-
-
-def _use_cluster_token() -> None:
-    """Joins a token-authenticated cluster as ``ray start`` does.
-
-    A cluster started on this machine with Ray's token auth (on by default) writes ~/.ray/auth_token, but a
-    driver sends it only in token mode, and Ray caches its mode when imported: Ray's own helper switches it.
-    """
-    if "RAY_AUTH_MODE" in os.environ:
-        return
-    try:
-        from ray._private.authentication.authentication_token_setup import (
-            maybe_enable_token_auth_if_token_available,
-        )
-    except ImportError:  # another Ray: fall back to the environment, read by processes started from here
-        if (Path.home() / ".ray" / "auth_token").exists():
-            os.environ["RAY_AUTH_MODE"] = "token"
-        return
-    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    ray.init(
+        address=options.address,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        logging_level="ERROR",
+    )
 
 
 def _quiet_libraries() -> None:
-    """Our live display replaces Ray's tables; Ray's auto loggers would serialise whole histories as TensorBoard
-    scalars. The JSON logger is kept (the Ray results folder is one of the sources analysis reads)."""
+    """Our display replaces Ray's tables and loggers; Tune's experiment checkpoint is not used to resume."""
     import logging
 
     import optuna
 
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the new engine prints its tables whatever the verbosity
+    # Tune rewrites its whole experiment state (every trial) every few seconds by default: O(trials^2) work on
+    # the driver, for a checkpoint that --resume never reads (it goes through MLflow, Optuna and the trial log).
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3600")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("ray", "ray.tune", "ray.train", "ray.air", "mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -215,84 +553,6 @@ def _slots(options: SweepOptions) -> tuple[float, int]:
     return gpus, slots
 
 
-def _sweep_case(case: Case, options: SweepOptions, recorder) -> dict[str, Any]:
-    from search.engine.tracking import Recorder  # noqa: F401  (typing only)
-
-    ref = _case_ref(case, options)
-    gpus, slots = _slots(options)
-    params = {
-        "profile": options.profile,
-        "seeds": options.seeds,
-        "trials": options.trials,
-        "parts": ",".join(options.parts),
-        "seed": options.seed,
-        "prune": options.prune,
-        "deterministic": options.deterministic,
-        "case_ref": ref,
-        "cpus_per_trial": options.cpus_per_trial,
-        "gpus_per_trial": gpus,  # as resolved: a quarter GPU by default when the cluster has GPUs
-        "slots": slots,
-    }
-    finished: set[str] = set()
-    reusable: dict[str, str] = {}
-    parent = recorder.unfinished_sweep(case.name) if options.resume else None
-    if parent is not None:
-        parent_id = parent.info.run_id
-        stored = parent.data.params
-        options = _with_stored(options, stored)
-        recorder.reopen(parent_id)
-        finished, reusable = recorder.settle_interrupted(parent_id)
-        _say(options, f"{case.name}: resuming sweep {parent_id[:8]} ({len(finished)} trials already finished)")
-    else:
-        parent_id = recorder.start_sweep(case.name, params)
-    study_name = f"{case.name}-{parent_id[:8]}"
-    recorder.describe_sweep(parent_id, case, study_name)
-    display = Progress(case.name, options.progress, options.stream)
-    records: list[TrialRecord] = []
-    try:
-        planned = (
-            [p for p in ablation(case, options.seeds) if p.key not in finished] if "ablation" in options.parts else []
-        )
-        remaining = 0
-        if "search" in options.parts:
-            remaining = max(0, options.trials - sum(1 for key in finished if key.startswith("search/")))
-        _run_parts(
-            case,
-            ref,
-            planned,
-            remaining,
-            study_name,
-            options,
-            (gpus, slots),
-            recorder,
-            parent_id,
-            reusable,
-            display,
-            records,
-        )
-    except KeyboardInterrupt:
-        _abandon(recorder, records, parent_id)
-        raise
-    _figures_for_best(recorder, parent_id, case, records)
-    counts = Counter((r.summary or {}).get("outcome", "error") for r in records)
-    single_changes: dict[str, list[int]] = {}
-    for record in records:
-        if record.part == "ablation" and record.summary:
-            tally = single_changes.setdefault(record.name, [0, 0])
-            tally[0] += bool(record.summary.get("fixed"))
-            tally[1] += 1
-    recorder.end_sweep(parent_id, tags={"overfit.outcomes": ",".join(f"{k}={v}" for k, v in sorted(counts.items()))})
-    display.close()
-    return {
-        "case": case.name,
-        "parent_run_id": parent_id,
-        "study": study_name,
-        "outcomes": dict(counts),
-        "trials": len(records),
-        "ablation": {label: {"fixed": fixed, "seeds": seeds} for label, (fixed, seeds) in single_changes.items()},
-    }
-
-
 def _case_ref(case: Case, options: SweepOptions) -> str:
     """How workers find the case: its registered name, or the user's ``file.py:NAME`` made absolute."""
     for ref in options.cases:
@@ -306,8 +566,6 @@ def _case_ref(case: Case, options: SweepOptions) -> str:
 
 def _with_stored(options: SweepOptions, stored: dict[str, str]) -> SweepOptions:
     """A resumed sweep keeps the settings it started with."""
-    from dataclasses import replace
-
     return replace(
         options,
         profile=stored.get("profile", options.profile),
@@ -317,161 +575,11 @@ def _with_stored(options: SweepOptions, stored: dict[str, str]) -> SweepOptions:
         seed=int(stored.get("seed", options.seed)),
         prune=stored.get("prune", str(options.prune)) == "True",
         deterministic=stored.get("deterministic", str(options.deterministic)) == "True",
-    )
-
-
-def _trainable(options: SweepOptions, gpus: float):
-    from ray import tune
-
-    from search.engine.trainable import train
-
-    resources = {"cpu": options.cpus_per_trial, "gpu": gpus}
-    return tune.with_resources(train, resources)
-
-
-def _run_config(case: Case, options: SweepOptions, callbacks: list) -> Any:
-    from ray import tune
-
-    storage = Path(options.results_dir).expanduser().resolve()  # trials chdir: absolute paths only
-    return tune.RunConfig(
-        name=f"{case.name}-sweep-{int(time.time())}",
-        storage_path=str(storage),
-        verbose=0,
-        callbacks=[*callbacks, JsonLoggerCallback()],
-        log_to_file=True,
-    )
-
-
-def _run_parts(
-    case: Case,
-    ref: str,
-    planned: list[PlannedTrial],
-    count: int,
-    study_name: str,
-    options: SweepOptions,
-    resources: tuple[float, int],
-    recorder,
-    parent_id: str,
-    reusable: dict[str, str],
-    display: Progress,
-    records: list[TrialRecord],
-) -> None:
-    """Both parts of a case's sweep as one Tune experiment; raises KeyboardInterrupt if it was cut short."""
-    from ray import tune
-
-    from search.engine.searcher import PlanThenSearch
-
-    entries = [{"key": p.key, "label": p.label, "seed": p.seed, "overrides": p.overrides} for p in planned]
-    if entries:
-        display.add("ablation", len(entries))
-    gpus, slots = resources  # GPUs per trial and concurrent trials, resolved once per case (_slots)
-    pruner = CollapsePruner() if options.prune else None
-    search = _searcher(case, count, study_name, options, slots, pruner) if count > 0 else None
-    if search is not None:
-        display.add("search", count)
-    if not entries and search is None:
-        return
-    expected = len(entries) + (count if search is not None else 0)
-    searcher = PlanThenSearch(entries, search, count, pruner)
-    callback = RecordingCallback(
-        case, options, recorder, parent_id, display, records, reusable=reusable, searcher=searcher
-    )
-    tuner = tune.Tuner(
-        _trainable(options, gpus),
-        param_space={"case": ref, "profile": options.profile, "threads": max(1, int(options.cpus_per_trial))},
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            scheduler=PruningScheduler(searcher),
-            num_samples=expected,
-            max_concurrent_trials=slots,
-            reuse_actors=True,
-            trial_name_creator=_trial_name,
-            trial_dirname_creator=_trial_name,
-        ),
-        run_config=_run_config(case, options, [callback]),
-    )
-    try:
-        tuner.fit()
-    finally:
-        callback.flush()  # the runs of finished trials are written before anything reads or closes them
-    callback.check_complete(expected)
-
-
-def _searcher(
-    case: Case, count: int, study_name: str, options: SweepOptions, slots: int, pruner: CollapsePruner | None
-) -> PruningOptunaSearch:
-    import optuna
-
-    storage = _optuna_storage(options.optuna_storage)
-    _fail_interrupted(storage, study_name)
-    return PruningOptunaSearch(
-        space=optuna_space(case.search_space()),
-        metric="rel_error",
-        mode="min",
-        sampler=optuna.samplers.TPESampler(seed=options.seed),
-        study_name=study_name,
-        storage=storage,
-        pruner=pruner or optuna.pruners.NopPruner(),
-        study_attrs={"case": case.name, "threshold": case.threshold},
-        batch=slots if options.deterministic else None,
-        trials=count,
+        results_dir=stored.get("results_dir", options.results_dir),
     )
 
 
 def _trial_name(trial) -> str:
-    """Trial folders named by part and id, not by the whole config."""
-    return f"{trial.config.get('part', 'trial')}_{trial.trial_id}"
+    """Trial folders named by case, part and id, not by the whole config."""
+    return f"{trial.config.get('case', 'trial')}-{trial.config.get('part', '')}-{trial.trial_id}"
 
-
-def _optuna_storage(path: str):
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    return JournalStorage(JournalFileBackend(str(Path(path).expanduser().resolve())))
-
-
-def _fail_interrupted(storage, study_name: str) -> None:
-    """Trials a killed driver left RUNNING are marked FAIL: they never finished, and new trials replace them."""
-    import optuna
-    from optuna.trial import TrialState
-
-    try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        return
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study.tell(trial.number, state=TrialState.FAIL)
-
-
-def _abandon(recorder, records: list[TrialRecord], parent_id: str) -> None:
-    for record in records:
-        if record.summary is None:
-            recorder.client.set_terminated(record.run_id, status="KILLED")
-    recorder.end_sweep(parent_id, status="KILLED")
-
-
-def _figures_for_best(recorder, parent_id: str, case: Case, records: list[TrialRecord]) -> None:
-    """Figures for the best trials (the baseline's were logged as it finished), and baseline-vs-best curves."""
-    judged = [r for r in records if r.summary and r.summary.get("rel_error") is not None]
-    best = sorted(judged, key=lambda r: r.summary["rel_error"])[:3]
-    for record in best:
-        recorder.log_figures(
-            record.run_id,
-            f"{case.name}: {record.name}",
-            record.summary.get("history", []),
-            record.summary.get("samples"),
-        )
-    baseline = next((r for r in records if r.key == BASELINE_KEY and r.summary), None)
-    curves = {}
-    if baseline:
-        curves["baseline"] = baseline.summary.get("history", [])
-    for record in best:
-        curves[record.name] = record.summary.get("history", [])
-    if curves:
-        recorder.log_comparison(parent_id, f"{case.name}: baseline against the best trials", curves)
-
-
-def _say(options: SweepOptions, text: str) -> None:
-    if options.progress:
-        options.stream.write(text + "\n")
-        options.stream.flush()

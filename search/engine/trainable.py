@@ -1,74 +1,117 @@
-"""The Ray Tune function trainable: one trial of one case, reported to Tune as it trains.
+"""The Ray Tune function trainable: one trial of one case, reported to Tune only when something is to be decided.
 
-A trial's config holds the case reference (a built-in name or ``file.py:NAME``), the profile, the seed, the
-part of the sweep and the factor values. It reports a light record every few epochs (what the pruner and the
-live display need) and, at the end, the whole judged result: outcome, symptoms, per-epoch history and a few
-samples beside their reconstructions, which the driver records in MLflow.
+A trial's config is a :class:`~analysis.records.TrialSpec`. Each report costs a round trip through Tune's driver
+(the trial waits for it), so a trial reports only (a) at an epoch where the collapse pruner would stop it, so that
+the driver, the authority, can decide (for a search trial through Optuna's ``trial.should_prune``), and (b) at the
+end, with its whole judged result. The pruner's rules are pure functions of the measured epochs, so the trial's
+own check and the driver's agree, and the epoch a trial is pruned at does not depend on timing. Every report
+carries the epochs measured since the last one; a trial that is not pruned costs one report.
+
+Figures (its curve, and a few inputs beside targets and reconstructions) are drawn here, by the trial that
+produced them, for the baseline and every fixed trial: the driver only stores them.
 """
 
 from __future__ import annotations
 
-import math
+import base64
+import io
 from typing import Any
 
-import ray
 from ray import tune
 
-from search.trainer.trial import json_safe, run_trial
-from spaces import get_case
+from analysis.records import BASELINE_LABEL, TrialSpec
+from search.engine.pruning import CollapsePruner
+from search.trainer.metrics import Epoch
+from search.trainer.trial import TrialResult, json_safe, run_trial
+from spaces import Case, get_case
 
-__all__ = ["LIGHT_FIELDS", "REPORTS_PER_TRIAL", "report_every", "train"]
+__all__ = ["report_every", "train"]
 
-# Reports per trial to aim for: every report costs the driver a few milliseconds (scheduler, searcher,
-# callbacks), and with two cores the driver competes with the trials it runs.
-REPORTS_PER_TRIAL = 30
+# Pruning decisions per trial: the pruner's window spans 10% of the budget, so two checks a window.
+DECISIONS_PER_TRIAL = 20
 
 
 def report_every(epochs: int) -> int:
-    return max(1, math.ceil(epochs / REPORTS_PER_TRIAL))
+    """Epochs between a trial's pruning checks."""
+    return max(1, -(-epochs // DECISIONS_PER_TRIAL))
 
 
 def train(config: dict[str, Any]) -> None:
     """Ray Tune entry point."""
-    case = get_case(config["case"])
-    plan = config.get("plan")  # an ablation trial carries its planned change; a search trial its factors
-    overrides = plan["overrides"] if plan else {name: config[name] for name in case.space if name in config}
-    seed = int(plan["seed"] if plan else config.get("seed", 0))
-    epochs = case.budget(config["profile"]).epochs
-    every = report_every(epochs)
+    import ray
 
-    def on_epoch(record) -> bool:
-        if record.epoch % every == 0 or not record.finite:
-            tune.report({**_light(record), "max_epochs": epochs, "final": False})
-        return False  # stopping is the scheduler's call: Tune interrupts the trial at its next report
+    spec = TrialSpec.from_config(config)
+    case = get_case(spec.case_ref or spec.case)
+    budget = case.budget(spec.profile).epochs
+    pruner = CollapsePruner() if spec.report_every > 0 else None
+    pending: list[dict[str, Any]] = []  # measured epochs not yet reported
+    errors: dict[int, float] = {}
+    spreads: dict[int, float] = {}
+
+    def on_epoch(record: Epoch) -> bool:
+        pending.append(json_safe(record.as_dict()))
+        errors[record.epoch], spreads[record.epoch] = record.rel_error, record.spread
+        if pruner is None or record.epoch % spec.report_every or record.epoch >= budget:
+            return False
+        if pruner.rule(errors, spreads, budget) is not None:
+            tune.report(
+                {
+                    "epochs": list(pending),
+                    "max_epochs": budget,
+                    "final": False,
+                    "epoch": record.epoch,
+                    "rel_error": json_safe(record.rel_error),
+                }
+            )
+            pending.clear()  # Tune stops the trial at this report when the driver agrees
+        return False
 
     # No device given: run_trial takes CUDA when present; Ray sets CUDA_VISIBLE_DEVICES for GPU trials.
     result = run_trial(
         case,
-        overrides,
-        seed=seed,
-        profile=config["profile"],
-        threads=int(config.get("threads", 1)),
+        spec.overrides,
+        seed=spec.seed,
+        profile=spec.profile,
+        threads=spec.threads,
         on_epoch=on_epoch,
+        report_every=spec.report_every or None,
     )
     summary = result.to_json(history=True)
     summary["gpu_ids"] = [str(i) for i in ray.get_gpu_ids()]  # what Ray gave it, beside the device torch used
-    last = result.history[-1] if result.history else None
+    figures = _figures(case, spec, result) if result.fixed or spec.label == BASELINE_LABEL else {}
     tune.report(
         {
-            **(_light(last) if last else {}),
-            "rel_error": json_safe(result.rel_error),
-            "best_rel_error": json_safe(result.best_rel_error),
-            "max_epochs": epochs,
+            "epochs": pending,
+            "max_epochs": budget,
             "final": True,
+            "rel_error": json_safe(result.rel_error),
             "summary": summary,
+            "figures": figures,
         }
     )
 
 
-# What a light report carries, beside ``max_epochs`` and ``final``; the driver keeps these per epoch.
-LIGHT_FIELDS = ("epoch", "rel_error", "spread", "mse", "loss", "dead_fraction", "finite")
+def _figures(case: Case, spec: TrialSpec, result: TrialResult) -> dict[str, str]:
+    """The trial's figures as base64 PNGs, keyed as ``analysis.records.ARTIFACTS``."""
+    import matplotlib
 
+    matplotlib.use("Agg")  # a worker has no screen
+    import matplotlib.pyplot as plt
 
-def _light(record) -> dict[str, Any]:
-    return json_safe({name: getattr(record, name) for name in LIGHT_FIELDS})
+    from analysis.figures import curves_figure, reconstruction_figure
+
+    title = f"{case.name}: {spec.run_name}"
+    drawn = {
+        "curves": curves_figure(
+            {spec.label: [(e.epoch, e.rel_error) for e in result.history]}, threshold=case.threshold, title=title
+        )
+    }
+    if result.samples:
+        drawn["reconstructions"] = reconstruction_figure(result.samples, time_dim=case.time_dim, title=title)
+    encoded = {}
+    for name, figure in drawn.items():
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=90)
+        plt.close(figure)
+        encoded[name] = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return encoded

@@ -96,6 +96,7 @@ def run_trial(
     device: str | None = None,
     threads: int | None = None,
     on_epoch: Callable[[Epoch], bool] | None = None,
+    report_every: int | None = None,
 ) -> TrialResult:
     """Trains ``case``'s model under its baseline with ``overrides`` applied, and judges the result.
 

@@ -1,18 +1,17 @@
-"""Hand-made sweeps for the analysis tests: trial frames, and MLflow records and Optuna journals written without
-training, laid out as analysis/records.py says."""
+"""Hand-made sweeps for the analysis tests: trial frames, and MLflow records (through the sweep's own recording path)
+and Optuna journals written without training."""
 
 from __future__ import annotations
 
-import json
+import base64
+import io
 import math
-from dataclasses import replace
 from typing import Any
 
 import pandas as pd
-from mlflow.entities import Metric, Param, RunTag
 
 from analysis import TRIAL_COLUMNS, CaseSweep
-from analysis.records import ARTIFACTS, BASELINE_LABEL, EXPERIMENT_KIND, Tag, TrialSpec, open_journal
+from analysis.records import BASELINE_LABEL, TrialSpec, open_journal
 
 BASELINE = {"activation": "relu", "lr": 1e-3, "hidden_size": 8, "batch_size": 16}
 FACTORS = list(BASELINE)
@@ -73,26 +72,8 @@ def ablation_of_a_dying_relu(seeds: int = 2) -> list[dict[str, Any]]:
     return rows
 
 
-TINY_CASE = {
-    "name": "tiny_collapse",
-    "title": "A zero-initialised MLP autoencoder that stays constant at a low learning rate",
-    "factors": ["lr", "activation"],
-    "task_factors": [],
-    "baseline": {"lr": 1e-6, "activation": "relu"},
-    "fix": {"lr": 0.01},
-    "threshold": 0.1,
-}
-"""The test sweep's case, as its parent run records it (tests/sweep_case.py's TinyCollapse)."""
-
 SETTINGS = {"profile": "quick", "seeds": 1, "trials": 1, "parts": "ablation,search", "seed": 0, "prune": True}
-
-TINY_RESULTS = [
-    (TrialSpec("tiny_collapse", "ablation", 0), 1.0),
-    (TrialSpec("tiny_collapse", "ablation", 0, {"lr": 0.01}), 0.01),
-    (TrialSpec("tiny_collapse", "ablation", 0, {"activation": "tanh"}), 0.98),
-    (TrialSpec("tiny_collapse", "search", 0, {"lr": 0.05, "activation": "tanh"}, number=0), 0.02),
-]
-"""(trial, final relative error): a trial is fixed under the case's threshold."""
+"""The parent run's params: the sweep's settings."""
 
 
 def samples(error: float, count: int = 2, width: int = 8) -> dict[str, Any]:
@@ -103,63 +84,73 @@ def samples(error: float, count: int = 2, width: int = 8) -> dict[str, Any]:
     return {"input": rows, "target": rows, "output": output, "time_dim": -1}
 
 
-def record_sweep(tracking_uri: str, results: list[tuple[TrialSpec, float]], case: dict[str, Any] | None = None) -> str:
-    """Writes one sweep to MLflow as the storage contract (analysis/records.py) lays it out, without training.
+def tiny_case(name: str = "tiny_collapse") -> Any:
+    """The tiny test case (tests/sweep_case.py), recorded under ``name``."""
+    from tests.sweep_case import TinyCollapse
 
-    Each trial's relative error falls linearly from 1 to its final value over 10 epochs; the baseline and every
-    fixed trial log ``samples.json``. Returns the parent run's id.
+    return type("Recorded", (TinyCollapse,), {"name": name})()
+
+
+def record_sweep(
+    tracking_uri: str, results: list[tuple[str, str, dict[str, Any], int, float]], case: Any = None
+) -> str:
+    """Writes one sweep of the tiny test case to MLflow through the sweep's own recording path, without training.
+
+    ``results`` holds (label, part, overrides, seed, final relative error) per trial (a search trial's label is
+    its own: ``search N: ...``); a trial is fixed under the case's threshold and its relative error falls linearly
+    to that value over 10 epochs. The baseline and every fixed trial carry figures and ``samples.json``. ``case``
+    is :func:`tiny_case` by default. Returns the parent run.
     """
-    from mlflow.tracking import MlflowClient
+    from analysis.figures import curves_figure, reconstruction_figure
+    from search.engine.recording import TrialRecord, trial_entry
+    from search.engine.sweep import sweep_tags
+    from search.engine.tracking import Recorder
 
-    case = case or TINY_CASE
-    client = MlflowClient(tracking_uri)
-    found = client.get_experiment_by_name("overfit")
-    experiment = found.experiment_id if found else client.create_experiment("overfit", tags=dict([EXPERIMENT_KIND]))
-    parent = client.create_run(experiment, run_name=f"{case['name']} sweep").info.run_id
-    tags = {
-        Tag.ROLE: "sweep",
-        Tag.CASE: case["name"],
-        Tag.STUDY: f"{case['name']}-{parent[:8]}",
-        Tag.TITLE: case["title"],
-        Tag.FACTORS: ",".join(case["factors"]),
-        Tag.TASK_FACTORS: ",".join(case["task_factors"]),
-        Tag.BASELINE: json.dumps(case["baseline"]),
-        Tag.FIX: json.dumps(case["fix"]),
-        Tag.THRESHOLD: repr(case["threshold"]),
-    }
-    client.log_batch(
-        parent,
-        params=[Param(k, str(v)) for k, v in SETTINGS.items()],
-        tags=[RunTag(k, v) for k, v in tags.items()],
-    )
-    for spec, error in results:
-        spec = replace(spec, case=case["name"])
-        run = client.create_run(experiment, run_name=spec.run_name, tags={**spec.tags(), Tag.PARENT: parent})
-        run_id = run.info.run_id
-        fixed = error < case["threshold"]
-        config = {**case["baseline"], **spec.overrides, "seed": spec.seed, "profile": spec.profile}
-        history = [Metric("rel_error", 1.0 + (error - 1.0) * e / 10, 0, e) for e in range(1, 11)]
-        summary = {"final_rel_error": error, "best_rel_error": error, "epochs": 10, "seconds": 0.5}
-        outcome = {
-            Tag.OUTCOME: "fixed" if fixed else "collapsed",
-            Tag.FIXED: str(fixed).lower(),
-            Tag.PRUNED: "false",
-            Tag.SYMPTOMS: "" if fixed else "collapsed",
-            Tag.EVIDENCE: "" if fixed else "collapsed: spread 0.01",
+    case = case or tiny_case()
+    recorder = Recorder(tracking_uri, "overfit")
+    parent = recorder.start_sweep(case.name, SETTINGS, sweep_tags(case, "test"))
+    searched = 0
+    for _label, part, overrides, seed, error in results:
+        number = searched if part == "search" else None
+        searched += part == "search"
+        spec = TrialSpec(case=case.name, part=part, seed=seed, overrides=overrides, number=number)
+        history = [{"epoch": e, "rel_error": 1.0 + (error - 1.0) * e / 10} for e in range(1, 11)]
+        fixed = error < case.threshold
+        record = TrialRecord(spec=spec, trial_id=f"t{len(history)}")
+        record.summary = {
+            "outcome": "fixed" if fixed else "collapsed",
+            "symptoms": [] if fixed else [{"name": "collapsed", "evidence": "spread 0.01"}],
+            "fixed": fixed,
+            "rel_error": error,
+            "best_rel_error": error,
+            "epochs": 10,
+            "seconds": 0.5,
+            "history": history,
         }
-        client.log_batch(
-            run_id,
-            metrics=history + [Metric(k, float(v), 0, 0) for k, v in summary.items()],
-            params=[Param(k, str(v)) for k, v in config.items()],
-            tags=[RunTag(k, v) for k, v in outcome.items()],
-        )
         if fixed or spec.label == BASELINE_LABEL:
-            client.log_dict(run_id, samples(error), ARTIFACTS["samples"])
-        client.set_terminated(run_id)
-    counts = {"trials": len(results), "fixed": sum(e < case["threshold"] for _, e in results), "pruned": 0}
-    client.log_batch(parent, metrics=[Metric(k, float(v), 0, 0) for k, v in counts.items()])
-    client.set_terminated(parent)
+            record.summary["samples"] = {**samples(error), "time_dim": case.time_dim}
+            points = [(r["epoch"], r["rel_error"]) for r in history]
+            record.figures = {
+                "curves": _png(curves_figure({spec.label: points}, threshold=case.threshold, title=spec.label)),
+                "reconstructions": _png(reconstruction_figure(record.summary["samples"], title=spec.label)),
+            }
+        recorder.write_trial(parent, {**trial_entry(record, case, 10), "figures": record.figures})
+    recorder.end_sweep(parent)
     return parent
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+TINY_RESULTS = [
+    ("baseline", "ablation", {}, 0, 1.0),
+    ("lr=0.01", "ablation", {"lr": 0.01}, 0, 0.01),
+    ("activation=tanh", "ablation", {"activation": "tanh"}, 0, 0.98),
+    ("search 0: lr=0.05 activation=tanh", "search", {"lr": 0.05, "activation": "tanh"}, 0, 0.02),
+]
 
 
 def record_journal(path: str, study: str, trials: int = 2) -> None:

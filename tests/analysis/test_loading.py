@@ -48,7 +48,7 @@ def test_curves_and_artifacts_come_from_mlflow(store: str, tmp_path: Path):
     curves = sweep.curves([baseline])
     assert list(curves["epoch"]) == list(range(1, 11)) and curves["value"].iloc[0] == pytest.approx(1.0)
     assert sweep.samples(baseline)["target"] == samples(1.0)["target"]
-    assert sweep.artifact(baseline, "samples.json", tmp_path / "a").is_file()
+    assert sweep.artifact(baseline, "figures/curves.png", tmp_path / "a").stat().st_size > 1000
     assert sweep.artifact(baseline, "missing.png", tmp_path / "a") is None
     activation = sweep.trials.set_index("label").loc["activation=tanh", "run_id"]
     assert sweep.samples(activation) is None  # neither fixed nor the baseline: no samples logged

@@ -10,7 +10,7 @@ import pytest
 from analysis import load_mlflow, rank
 from analysis.report import format_ranking, write_report
 from search.cli import main
-from tests.analysis.handmade import TINY_CASE, TINY_RESULTS, record_sweep
+from tests.analysis.handmade import TINY_RESULTS, record_sweep, tiny_case
 
 
 @pytest.fixture
@@ -52,8 +52,8 @@ def test_runs_link_to_a_tracking_server_without_its_credentials(store: str):
 
 def test_stored_names_cannot_write_outside_the_report_folder(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    record_sweep(uri, TINY_RESULTS, case={**TINY_CASE, "name": "../evil"})
-    record_sweep(uri, TINY_RESULTS, case={**TINY_CASE, "name": "<b>/../../x"})
+    record_sweep(uri, TINY_RESULTS, case=tiny_case("../evil"))
+    record_sweep(uri, TINY_RESULTS, case=tiny_case("<b>/../../x"))
     sweep = load_mlflow(uri)
     out = tmp_path / "deep" / "report"
     page = write_report(sweep, rank(sweep), out)

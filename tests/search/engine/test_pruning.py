@@ -1,4 +1,4 @@
-"""The collapse pruner on hand-made reports, and the scheduler/searcher cooperation on hand-made results."""
+"""The collapse pruner on hand-made reports, judged through Optuna's public ``trial.should_prune``."""
 
 from __future__ import annotations
 
@@ -6,22 +6,18 @@ import math
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-from ray.tune.schedulers import TrialScheduler
 
-from search.engine.pruning import CollapsePruner, PruningOptunaSearch, PruningScheduler, report
-from search.engine.searcher import PlanThenSearch
-from spaces import get_case, optuna_space
+from search.engine.pruning import CollapsePruner
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def trial_with(reports, max_epochs=100):
-    study = optuna.create_study(pruner=CollapsePruner())
-    trial = study.ask()
-    trial.set_user_attr("max_epochs", max_epochs)
+    """An Optuna trial reported as the sweep reports one, judged by Optuna's own ``should_prune``."""
+    pruner = CollapsePruner()
+    trial = optuna.create_study(pruner=pruner).ask()
     for epoch, (rel_error, spread) in enumerate(reports, start=1):
-        report(trial, epoch, rel_error, spread)
+        pruner.report(trial, epoch, rel_error, spread, budget=max_epochs)
     return trial
 
 
@@ -70,94 +66,14 @@ def test_nan_prunes_at_once():
 
 
 def test_reports_may_skip_epochs():
-    study = optuna.create_study(pruner=CollapsePruner())
-    trial = study.ask()
-    trial.set_user_attr("max_epochs", 300)
+    pruner = CollapsePruner()
+    trial = optuna.create_study(pruner=pruner).ask()
     for epoch in range(10, 301, 10):  # one report every 10 epochs
-        report(trial, epoch, 1.0, 0.0)
+        pruner.report(trial, epoch, 1.0, 0.0, budget=300)
         if epoch == 120:  # 40% of the budget: stuck at the mean since its window began
             assert trial.should_prune()
             return
     pytest.fail("never pruned")
-
-
-class FakeTrial:
-    def __init__(self, trial_id: str) -> None:
-        self.trial_id = trial_id
-
-
-def make_pair(**options):
-    case = get_case("lstm_mean_prediction")
-    searcher = PruningOptunaSearch(
-        space=optuna_space(case.space),
-        metric="rel_error",
-        mode="min",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        pruner=CollapsePruner(),
-        **options,
-    )
-    return searcher, PruningScheduler(searcher)
-
-
-def result(epoch, rel_error, spread, final=False):
-    return {
-        "epoch": epoch,
-        "rel_error": rel_error,
-        "spread": spread,
-        "max_epochs": 100,
-        "final": final,
-        "training_iteration": epoch,
-    }
-
-
-def test_scheduler_stops_what_the_pruner_prunes_and_optuna_records_it_pruned():
-    searcher, scheduler = make_pair()
-    assert searcher.suggest("collapsing") is not None
-    decisions = [scheduler.on_trial_result(None, FakeTrial("collapsing"), result(e, 1.0, 0.0)) for e in range(1, 60)]
-    stop_at = decisions.index(TrialScheduler.STOP) + 1
-    assert 25 <= stop_at <= 40 and set(decisions[: stop_at - 1]) == {TrialScheduler.CONTINUE}
-    searcher.on_trial_complete("collapsing", result(stop_at, 1.0, 0.0))  # what Tune says after a STOP
-    (trial,) = searcher._ot_study.get_trials()
-    assert trial.state == TrialState.PRUNED
-    assert searcher.was_pruned("collapsing")
-
-
-def test_a_healthy_trial_completes_with_its_final_value():
-    searcher, scheduler = make_pair()
-    searcher.suggest("healthy")
-    for epoch in range(1, 101):
-        rel = 1.0 / epoch
-        assert scheduler.on_trial_result(None, FakeTrial("healthy"), result(epoch, rel, 0.9)) == TrialScheduler.CONTINUE
-    searcher.on_trial_complete("healthy", result(100, 0.01, 0.9, final=True))
-    (trial,) = searcher._ot_study.get_trials()
-    assert trial.state == TrialState.COMPLETE and trial.value == pytest.approx(0.01)
-    assert trial.intermediate_values[50] == pytest.approx(1 / 50)
-
-
-def test_an_errored_trial_is_failed_not_pruned_nor_complete():
-    searcher, scheduler = make_pair()
-    searcher.suggest("broken")
-    scheduler.on_trial_result(None, FakeTrial("broken"), result(1, 0.8, 0.5))
-    searcher.on_trial_complete("broken", None, error=True)
-    (trial,) = searcher._ot_study.get_trials()
-    assert trial.state == TrialState.FAIL
-
-
-def test_final_result_is_never_pruned():
-    searcher, scheduler = make_pair()
-    searcher.suggest("done")
-    assert scheduler.on_trial_result(None, FakeTrial("done"), result(100, 1.0, 0.0, final=True)) == "CONTINUE"
-
-
-def test_deterministic_batches_wait_for_the_whole_batch_before_asking_again():
-    searcher, _ = make_pair(batch=2)
-    assert searcher.suggest("a") and searcher.suggest("b")
-    assert searcher.suggest("c") is None  # the batch is full
-    searcher.on_trial_complete("a", result(100, 0.5, 0.5, final=True))
-    assert searcher.suggest("c") is None  # one of the batch still runs: its result must count for the next
-    searcher.on_trial_complete("b", result(100, 0.4, 0.5, final=True))
-    assert searcher.suggest("c") and searcher.suggest("d") and searcher.suggest("e") is None
-    assert [t.number for t in searcher._ot_study.get_trials()] == [0, 1, 2, 3]
 
 
 def test_far_worse_than_the_mean_and_improving_too_slowly_is_pruned():
@@ -186,32 +102,24 @@ def test_creeping_spread_at_the_mean_is_leaving_it():
     assert trial_with(flat).should_prune()
 
 
-def make_plan_then_search(pruner=None):
-    planned = [
-        {"key": "ablation/baseline/seed=0", "label": "baseline", "seed": 0, "overrides": {}},
-        {"key": "ablation/lr=1e-06/seed=0", "label": "lr=1e-06", "seed": 0, "overrides": {"lr": 1e-6}},
-    ]
-    searcher, _ = make_pair()
-    plan_then_search = PlanThenSearch(planned, searcher, count=1, pruner=pruner)
-    return plan_then_search, PruningScheduler(plan_then_search)
 
 
-def test_a_collapsing_ablation_trial_is_pruned_but_never_the_baseline():
-    searcher, scheduler = make_plan_then_search(CollapsePruner())
-    for trial_id in ("baseline", "change", "search"):
-        assert searcher.suggest(trial_id) is not None
-    stuck = [result(e, 1.0, 0.0) for e in range(1, 100)]
-    for trial_id in ("baseline", "change", "search"):
-        decisions = [scheduler.on_trial_result(None, FakeTrial(trial_id), r) for r in stuck]
-        stopped = TrialScheduler.STOP in decisions
-        assert stopped == (trial_id != "baseline"), trial_id
-        assert searcher.was_pruned(trial_id) == stopped
-        if stopped:
-            assert 25 <= decisions.index(TrialScheduler.STOP) + 1 <= 40  # the same rules in both parts
+def test_the_rule_names_what_decided_it_with_its_figures():
+    pruner = CollapsePruner()
+    stuck = {e: 2.0 for e in range(1, 16)}
+    assert pruner.rule(stuck, {e: 1.0 for e in stuck}, budget=100) == (
+        "far worse than the mean and stuck: relative error 2 → 2 over epochs 5-15 (budget 100)"
+    )
+    assert pruner.rule({1: 0.5, 2: math.inf}, {}, budget=100) == "non-finite: relative error inf at epoch 2"
+    assert pruner.rule({e: 0.5 for e in range(1, 16)}, {e: 0.9 for e in range(1, 16)}, budget=100) is None
 
 
-def test_without_a_pruner_the_ablation_runs_to_the_end():
-    searcher, scheduler = make_plan_then_search(pruner=None)
-    searcher.suggest("baseline"), searcher.suggest("change")
-    decisions = {scheduler.on_trial_result(None, FakeTrial("change"), result(e, 1.0, 0.0)) for e in range(1, 100)}
-    assert decisions == {TrialScheduler.CONTINUE} and not searcher.was_pruned("change")
+def test_each_trial_keeps_its_own_spreads():
+    # Two trials of one study: one leaving the mean, one stuck at it; the pruner must not mix their spreads.
+    pruner = CollapsePruner()
+    study = optuna.create_study(pruner=pruner)
+    leaving, stuck = study.ask(), study.ask()
+    for epoch in range(1, 41):
+        pruner.report(leaving, epoch, 1.0, 0.01 * epoch, budget=100)
+        pruner.report(stuck, epoch, 1.0, 0.004, budget=100)
+    assert stuck.should_prune() and not leaving.should_prune()

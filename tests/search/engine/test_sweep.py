@@ -1,36 +1,40 @@
 """End-to-end sweeps with real parts: a local Ray instance, a real MLflow store, a real Optuna journal file.
 
-The cluster, tracking-server and resume tests start what users start: ``ray start --head``, ``mlflow server``,
-and a driver process that is killed with SIGKILL.
+The cluster, tracking-server, resume and fault tests start what users start: ``ray start --head`` (and a second
+node with ``ray start --address``), ``mlflow server``, and driver processes killed with SIGKILL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+import psutil
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from search.cli import main
+from analysis.records import Tag, open_journal
 from search.engine.plan import ablation
 from search.engine.sweep import SweepOptions, run_sweep
 from spaces import get_case
 
 CASE_FILE = Path(__file__).resolve().parents[2] / "sweep_case.py"
 TINY = f"{CASE_FILE}:TinyCollapse"
+OTHER = f"{CASE_FILE}:OtherTinyCollapse"
 SLOW = f"{CASE_FILE}:SlowTinyCollapse"
+LONG = f"{CASE_FILE}:LongTinyCollapse"
 BIN = Path(sys.executable).parent
 
 
@@ -40,20 +44,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def children(client: MlflowClient, parent_id: str):
-    experiment = client.get_experiment_by_name("overfit")
-    return client.search_runs(
-        [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=1000
-    )
+def runs(db: Path, role: str = "trial", experiment: str = "overfit") -> list:
+    client = MlflowClient(f"sqlite:///{db}")
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id], f"tags.`{Tag.ROLE}` = '{role}'", max_results=5000)
 
 
-def study_trials(path: Path):
-    storage = JournalStorage(JournalFileBackend(str(path)))
-    (summary,) = optuna.get_all_study_summaries(storage)
-    return optuna.load_study(study_name=summary.study_name, storage=storage).trials
+def studies(path: Path) -> dict[str, list]:
+    storage = open_journal(path)
+    return {
+        s.study_name: optuna.load_study(study_name=s.study_name, storage=storage).trials
+        for s in optuna.get_all_study_summaries(storage)
+    }
 
 
 def finished_trials(db: Path) -> int:
+    """Trial runs written so far, read with plain SQL: an MLflow client here would race the driver's set-up."""
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
             (count,) = connection.execute(
@@ -65,8 +71,42 @@ def finished_trials(db: Path) -> int:
         return 0
 
 
-def overfit_cli(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "overfit"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+def overfit_cli(*args: str, cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "overfit"), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def wait_for(condition, timeout: float, what: str, process: subprocess.Popen | None = None) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, f"the sweep ended before {what}"
+        assert time.time() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.3)
+
+
+def assert_one_run_per_trial(db: Path, journal: Path, expected: dict[str, int]) -> None:
+    """Every case: its parent FINISHED, one run per key, none left running, Optuna and MLflow one to one."""
+    parents = {p.data.tags[Tag.CASE]: p for p in runs(db, "sweep")}
+    children = runs(db)
+    trials_by_study = studies(journal)
+    for case, count in expected.items():
+        parent = parents[case]
+        assert parent.info.status == "FINISHED", case
+        mine = [r for r in children if r.data.tags[Tag.PARENT] == parent.info.run_id]
+        keys = [r.data.tags[Tag.KEY] for r in mine]
+        assert len(keys) == len(set(keys)) == count, f"{case}: a trial recorded twice or missing"
+        assert {r.info.status for r in mine} <= {"FINISHED", "FAILED"}, "a run was left RUNNING"
+        assert parent.data.metrics["trials"] == count
+        search_runs = {
+            int(r.data.tags[Tag.OPTUNA_TRIAL]): r.info.run_id for r in mine if r.data.tags[Tag.PART] == "search"
+        }
+        trials = trials_by_study[parent.data.tags[Tag.STUDY]]
+        assert TrialState.RUNNING not in {t.state for t in trials}
+        told = {t.number: t for t in trials if "retry_of" not in t.user_attrs or t.state != TrialState.FAIL}
+        recorded = {n: t for n, t in told.items() if t.state != TrialState.FAIL or t.user_attrs.get("key")}
+        assert set(recorded) == set(search_runs), f"{case}: Optuna and MLflow disagree"
+        assert all(recorded[n].user_attrs.get("mlflow_run_id") in (None, run) for n, run in search_runs.items())
 
 
 @pytest.mark.slow
@@ -77,38 +117,56 @@ def test_local_sweep_records_everything(tmp_path):
     assert summary["trials"] == len(planned) + 8
     assert summary["ablation"]["lr=0.01"] == {"fixed": 2, "seeds": 2}
     assert summary["ablation"]["baseline"] == {"fixed": 0, "seeds": 2}
+    assert_one_run_per_trial(tmp_path / "mlflow.db", tmp_path / "optuna.log", {"tiny_collapse": len(planned) + 8})
 
     client = MlflowClient(options.tracking_uri)
-    parent = client.get_run(summary["parent_run_id"])
-    assert parent.info.status == "FINISHED" and parent.data.tags["overfit.role"] == "sweep"
-    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["baseline_vs_best.png"]
-    runs = children(client, summary["parent_run_id"])
-    assert len(runs) == len(planned) + 8
-    assert {r.info.status for r in runs} == {"FINISHED"}
-    by_key = {r.data.tags["overfit.key"]: r for r in runs}
-    assert {p.key for p in planned} <= set(by_key)
+    experiment = client.get_experiment_by_name("overfit")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # the UI opens on its runs
+    (parent,) = runs(tmp_path / "mlflow.db", "sweep")
+    assert parent.data.metrics["fixed"] >= 2 and parent.data.metrics["fix_rank"] == 1
+    assert {"trials", "pruned", "errors", "baseline_rel_error", "best_rel_error"} <= set(parent.data.metrics)
+    assert "| 1 | lr |" in parent.data.tags[Tag.NOTE]  # the ranking, as the run's description
+    assert parent.data.params["baseline"] == "lr=1e-06 activation=relu" and parent.data.params["fix"] == "lr=0.01"
+    assert [a.path for a in client.list_artifacts(parent.info.run_id, "figures")] == ["figures/baseline_vs_best.png"]
+    children = {r.data.tags[Tag.KEY]: r for r in runs(tmp_path / "mlflow.db")}
 
-    baseline = by_key["ablation/baseline/seed=0"]
-    assert baseline.data.tags["overfit.outcome"] == "collapsed"
+    baseline = children["ablation/baseline/seed=0"]
+    assert baseline.info.run_name == "baseline · seed 0" and baseline.data.tags[Tag.OUTCOME] == "collapsed"
     assert baseline.data.params["lr"] == "1e-06" and baseline.data.params["seed"] == "0"
-    assert len(client.get_metric_history(baseline.info.run_id, "rel_error")) == 40  # every epoch
-    assert {a.path for a in client.list_artifacts(baseline.info.run_id)} == {"curves.png", "reconstructions.png"}
-    fix = by_key["ablation/lr=0.01/seed=1"]
-    assert fix.data.tags["overfit.fixed"] == "true" and fix.data.tags["overfit.outcome"] == "fixed"
+    assert baseline.data.tags[Tag.WHY].startswith("collapsed: outputs vary")
+    assert len(client.get_metric_history(baseline.info.run_id, "rel_error")) >= 20  # a readable curve
+    figures = {a.path for a in client.list_artifacts(baseline.info.run_id, "figures")}
+    assert figures == {"figures/curves.png", "figures/reconstructions.png"}
+    assert baseline.inputs.dataset_inputs[0].dataset.name == "tiny_collapse (seed 0)"
+    fix = children["ablation/lr=0.01/seed=1"]
+    assert fix.data.tags[Tag.FIXED] == "true" and fix.data.tags[Tag.OUTCOME] == "fixed"
+    assert "figures/reconstructions.png" in {a.path for a in client.list_artifacts(fix.info.run_id, "figures")}
 
-    states = [t.state for t in study_trials(tmp_path / "optuna.log")]
-    assert len(states) == 8 and TrialState.RUNNING not in states
-    assert TrialState.PRUNED in states and TrialState.COMPLETE in states
-    pruned_runs = [r for r in runs if r.data.tags["overfit.pruned"] == "true"]
-    assert len([r for r in pruned_runs if r.data.tags["overfit.part"] == "search"]) == states.count(TrialState.PRUNED)
-    assert all(r.data.tags["overfit.outcome"] == "collapsed" for r in pruned_runs)
-    # The ablation's collapsing change is pruned too; its baseline, the failure's record, never is.
-    assert {by_key[f"ablation/activation=tanh/seed={s}"].data.tags["overfit.pruned"] for s in (0, 1)} == {"true"}
-    assert {by_key[f"ablation/baseline/seed={s}"].data.tags["overfit.pruned"] for s in (0, 1)} == {"false"}
+    # Every run that did not fix it says why; a pruned one names the rule and the figures it stopped at.
+    for run in children.values():
+        tags = run.data.tags
+        assert tags[Tag.WHY] and tags[Tag.NOTE]
+        if tags[Tag.FIXED] != "true":
+            assert tags[Tag.EVIDENCE], run.info.run_name
+    pruned = [r for r in children.values() if r.data.tags[Tag.PRUNED] == "true"]
+    assert pruned and all("over epochs" in r.data.tags[Tag.PRUNED_BY] for r in pruned)
+    # The ablation's collapsing change is pruned too; the baseline, the failure's record, never is.
+    assert {children[f"ablation/activation=tanh/seed={s}"].data.tags[Tag.PRUNED] for s in (0, 1)} == {"true"}
+    assert {children[f"ablation/baseline/seed={s}"].data.tags[Tag.PRUNED] for s in (0, 1)} == {"false"}
+    search = [r for r in children.values() if r.data.tags[Tag.PART] == "search"]
+    assert all(r.info.run_name.startswith(f"search {r.data.tags[Tag.OPTUNA_TRIAL]}: ") for r in search)
+
+    (trials,) = studies(tmp_path / "optuna.log").values()
+    assert len(trials) == 8 and {t.state for t in trials} <= {TrialState.PRUNED, TrialState.COMPLETE}
+    by_run = {r.info.run_id: r for r in search}
+    for trial in trials:  # each Optuna trial links its MLflow run, and says how it ended
+        run = by_run[trial.user_attrs["mlflow_run_id"]]
+        assert trial.user_attrs["outcome"] in ("pruned", run.data.tags[Tag.OUTCOME])
+        assert (trial.state == TrialState.PRUNED) == (run.data.tags[Tag.PRUNED] == "true")
 
 
-@pytest.mark.slow
-def test_sweep_through_a_ray_head_node(tmp_path):
+@contextlib.contextmanager
+def ray_head(tmp_path: Path, cpus: int, gpus: int = 0) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "RAY_ADDRESS": ""}
     started = subprocess.run(
@@ -118,10 +176,11 @@ def test_sweep_through_a_ray_head_node(tmp_path):
             "--head",
             "--node-ip-address=127.0.0.1",
             f"--port={port}",
-            "--num-cpus=2",
-            "--num-gpus=1",  # declared, not real: the sweep's GPU requests and its CUDA-less warning
+            f"--num-cpus={cpus}",
+            f"--num-gpus={gpus}",
             "--include-dashboard=false",
             "--disable-usage-stats",
+            f"--temp-dir={tempfile.mkdtemp(prefix='ray', dir='/tmp')}",  # short: a socket path must fit 107 bytes
         ],
         capture_output=True,
         text=True,
@@ -130,37 +189,35 @@ def test_sweep_through_a_ray_head_node(tmp_path):
     )
     assert started.returncode == 0, started.stderr
     try:
-        done = overfit_cli(
-            "sweep",
-            TINY,
-            "--address",
-            f"127.0.0.1:{port}",
-            "--parts",
-            "ablation",
-            "--seeds",
-            "1",
-            "--json",
-            cwd=tmp_path,
-        )
-        assert done.returncode == 0, done.stderr
-        client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-        runs = client.search_runs(
-            [client.get_experiment_by_name("overfit").experiment_id], "tags.`overfit.role` = 'trial'"
-        )
-        assert len(runs) == len(ablation(get_case(TINY), seeds=1))
-        # A cluster with GPUs: a quarter GPU a trial by default, Ray's GPU and torch's device on every run.
-        (parent,) = client.search_runs(
-            [client.get_experiment_by_name("overfit").experiment_id], "tags.`overfit.role` = 'sweep'"
-        )
-        assert parent.data.params["gpus_per_trial"] == "0.25" and parent.data.params["slots"] == "2"
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        finished = [r for r in runs if r.data.tags["overfit.pruned"] == "false"]
-        assert finished and {r.data.tags["overfit.gpu_ids"] for r in finished} == {"0"}
-        assert {r.data.tags["overfit.device"] for r in finished} == {device}
-        if device == "cpu":
-            assert "torch sees no CUDA device" in done.stderr
+        yield f"127.0.0.1:{port}"
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_one_experiment_for_two_cases_through_a_ray_head_node(tmp_path):
+    with ray_head(tmp_path, cpus=2, gpus=1) as address:  # the GPU is declared, not real: requests and warnings
+        done = overfit_cli("sweep", TINY, OTHER, "--address", address, "--seeds", "1", "--trials", "3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    expected = len(ablation(get_case(TINY), seeds=1)) + 3
+    db = tmp_path / "mlflow.db"
+    assert_one_run_per_trial(db, tmp_path / "optuna.log", {"tiny_collapse": expected, "other_tiny_collapse": expected})
+    children = runs(db)
+    spans = {}
+    for run in children:
+        first, last = spans.get(run.data.tags[Tag.CASE], (float("inf"), 0))
+        spans[run.data.tags[Tag.CASE]] = (min(first, run.info.start_time), max(last, run.info.end_time))
+    (a_start, a_end), (b_start, b_end) = spans.values()
+    assert b_start < a_end and a_start < b_end, "the two cases' trials did not interleave"
+    # A cluster with GPUs: a quarter GPU a trial by default, Ray's GPU and torch's device on every run.
+    parent = runs(db, "sweep")[0]
+    assert parent.data.params["gpus_per_trial"] == "0.25" and parent.data.params["slots"] == "2"
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    finished = [r for r in children if r.data.tags[Tag.PRUNED] == "false"]
+    assert finished and {r.data.tags[Tag.GPU_IDS] for r in finished} == {"0"}
+    assert {r.data.tags[Tag.DEVICE] for r in finished} == {device}
+    if device == "cpu":
+        assert "torch sees no CUDA device" in done.stderr
 
 
 @pytest.mark.slow
@@ -194,58 +251,115 @@ def test_sweep_to_an_mlflow_server(tmp_path):
         assert done.returncode == 0, done.stderr
         assert "one change that fixed it: lr=0.01 (1/1 seeds)" in done.stdout
         client = MlflowClient(uri)
-        runs = client.search_runs(
+        baseline = client.search_runs(
             [client.get_experiment_by_name("overfit").experiment_id], "tags.`overfit.key` = 'ablation/baseline/seed=0'"
         )
-        assert len(runs) == 1
-        assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} == {"curves.png", "reconstructions.png"}
+        assert len(baseline) == 1
+        assert {a.path for a in client.list_artifacts(baseline[0].info.run_id, "figures")} == {
+            "figures/curves.png",
+            "figures/reconstructions.png",
+        }
         # The analysis reads the same server: `overfit rank` ranks the fix first, report images come over HTTP.
         done = overfit_cli("rank", "--tracking-uri", uri, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert "\n  1.  lr " in done.stdout
         done = overfit_cli("report", "--tracking-uri", uri, "--out", str(tmp_path / "report"), cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-        assert (tmp_path / "report" / "tiny_collapse-baseline-reconstructions.png").is_file()
+        assert (tmp_path / "report" / "report.html").is_file()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
-@pytest.mark.slow
-def test_resume_after_the_driver_is_killed(tmp_path):
-    args = ["sweep", SLOW, "--trials", "6", "--seeds", "2", "--max-concurrent", "2", "--quiet"]
-    driver = subprocess.Popen(
+def start_driver(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
         [str(BIN / "overfit"), *args],
-        cwd=tmp_path,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+@pytest.mark.slow
+def test_resume_a_whole_sweep_after_the_driver_is_killed(tmp_path):
+    args = ["sweep", SLOW, OTHER, "--trials", "6", "--seeds", "2", "--max-concurrent", "2", "--quiet"]
+    driver = start_driver(args, tmp_path)
     db = tmp_path / "mlflow.db"
-    deadline = time.time() + 300
-    while finished_trials(db) < 3:  # read with plain SQL: an MLflow client here would race the driver's schema set-up
-        assert driver.poll() is None, "the sweep ended before it could be killed"
-        assert time.time() < deadline, "no trial finished in time"
-        time.sleep(0.5)
+    wait_for(lambda: finished_trials(db) >= 4, 300, "four trials finished", driver)
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started
     driver.wait(timeout=30)
 
+    # Two commands continue the sweep at once: one is refused, in one line, and the other finishes it.
+    second, first = start_driver([*args, "--resume"], tmp_path), None
+    time.sleep(1.0)
     done = overfit_cli(*args, "--resume", "--json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    client = MlflowClient(f"sqlite:///{db}")
+    first = second.wait(timeout=600)
+    refused = [r for r in (done.returncode, first) if r == 2]
+    assert len(refused) == 1 and 0 in (done.returncode, first), (done.returncode, first, done.stderr)
+    if done.returncode == 2:
+        assert "is being run by another live command" in done.stderr and done.stderr.count("\n") == 1
 
-    experiment = client.get_experiment_by_name("overfit")
-    (parent,) = client.search_runs([experiment.experiment_id], "tags.`overfit.role` = 'sweep'")
-    assert parent.info.status == "FINISHED"
-    runs = children(client, parent.info.run_id)
-    keys = [r.data.tags["overfit.key"] for r in runs]
-    planned = {p.key for p in ablation(get_case(SLOW), seeds=2)}
-    assert len(keys) == len(set(keys)), "a trial was recorded twice"
-    assert planned <= set(keys) and len([k for k in keys if k.startswith("search/")]) == 6
-    assert {r.info.status for r in runs} == {"FINISHED"}, "a run was left RUNNING"
-    states = [t.state for t in study_trials(tmp_path / "optuna.log")]
-    assert TrialState.RUNNING not in states
-    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 6
+    planned = len(ablation(get_case(SLOW), seeds=2))
+    assert_one_run_per_trial(
+        db, tmp_path / "optuna.log", {"slow_tiny_collapse": planned + 6, "other_tiny_collapse": planned + 6}
+    )
+    for study in studies(tmp_path / "optuna.log").values():
+        told = [t for t in study if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        configs = [tuple(sorted(t.params.items())) for t in told]
+        assert len(told) == 6 and len(set(configs)) == 6, "a resumed search repeated a config"
+
+
+@pytest.mark.slow
+def test_a_killed_trial_worker_is_run_again_and_recorded_once(tmp_path):
+    args = ["sweep", LONG, "--seeds", "1", "--trials", "2", "--max-concurrent", "2", "--quiet"]
+    driver = start_driver(args, tmp_path)
+    db = tmp_path / "mlflow.db"
+    wait_for(lambda: finished_trials(db) >= 1, 300, "a trial finished", driver)
+    workers = [p for p in psutil.process_iter(["cmdline"]) if "ImplicitFunc" in " ".join(p.info["cmdline"] or [])]
+    assert workers, "no trial worker found"
+    workers[0].kill()
+    assert driver.wait(timeout=600) == 0
+    expected = len(ablation(get_case(LONG), seeds=1)) + 2
+    assert_one_run_per_trial(db, tmp_path / "optuna.log", {"long_tiny_collapse": expected})
+    attempts = [int(r.data.tags[Tag.ATTEMPTS]) for r in runs(db)]
+    assert max(attempts) == 2 and "lost with a worker or node" in str([r.data.tags[Tag.NOTE] for r in runs(db)])
+
+
+@pytest.mark.slow
+def test_a_sweep_survives_losing_a_worker_node(tmp_path):
+    with ray_head(tmp_path, cpus=1) as address:
+        node_port = free_port()
+        joined = subprocess.run(
+            [
+                str(BIN / "ray"),
+                "start",
+                f"--address={address}",
+                "--node-ip-address=127.0.0.1",
+                "--num-cpus=1",
+                f"--node-manager-port={node_port}",
+                "--disable-usage-stats",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env={**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token"},
+        )
+        assert joined.returncode == 0, joined.stderr
+        args = ["sweep", LONG, "--address", address, "--seeds", "1", "--trials", "3", "--quiet"]
+        driver = start_driver(args, tmp_path)
+        db = tmp_path / "mlflow.db"
+        wait_for(lambda: finished_trials(db) >= 1, 300, "a trial finished", driver)
+        (raylet,) = [
+            p
+            for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "raylet" and f"--node_manager_port={node_port}" in " ".join(p.info["cmdline"] or [])
+        ]
+        raylet.kill()  # the second node is gone, with the trial running on it
+        assert driver.wait(timeout=600) == 0
+    expected = len(ablation(get_case(LONG), seeds=1)) + 3
+    assert_one_run_per_trial(db, tmp_path / "optuna.log", {"long_tiny_collapse": expected})
+    assert max(int(r.data.tags[Tag.ATTEMPTS]) for r in runs(db)) >= 2
 
 
 @pytest.mark.parametrize(
@@ -259,6 +373,8 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     ],
 )
 def test_bad_sweep_input_fails_fast_in_one_line(tmp_path, capsys, monkeypatch, args, message):
+    from search.cli import main
+
     monkeypatch.chdir(tmp_path)
     assert main(["sweep", TINY, *args]) == 2
     err = capsys.readouterr().err
@@ -273,7 +389,8 @@ def test_same_seed_same_search_configs(tmp_path):
         run_sweep(
             SweepOptions.in_folder(folder, [TINY], parts=("search",), trials=trials, seed=7, progress=False, **options)
         )
-        return [t.params for t in sorted(study_trials(folder / "optuna.log"), key=lambda t: t.number)]
+        (trials_,) = studies(folder / "optuna.log").values()
+        return [t.params for t in sorted(trials_, key=lambda t: t.number)]
 
     # Within TPE's random start-up trials the configs follow the ask order alone, whatever finishes first.
     assert search(tmp_path / "a", 6) == search(tmp_path / "b", 6)
