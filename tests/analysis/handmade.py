@@ -98,8 +98,8 @@ def record_sweep(
 
     ``results`` holds (label, part, overrides, seed, final relative error) per trial (a search trial's label is
     its own: ``search N: ...``); a trial is fixed under the case's threshold and its relative error falls linearly
-    to that value over 10 epochs. The baseline and every fixed trial carry figures and ``samples.json``. ``case``
-    is :func:`tiny_case` by default. Returns the parent run.
+    to that value over 10 epochs. The baseline and every fixed trial carry ``samples.json``, the baseline its
+    figures too. ``case`` is :func:`tiny_case` by default. Returns the parent run.
     """
     from analysis.figures import curves_figure, reconstruction_figure
     from search.engine.recording import TrialRecord, trial_entry
@@ -127,14 +127,15 @@ def record_sweep(
             "seconds": 0.5,
             "history": history,
         }
-        if fixed or spec.label == BASELINE_LABEL:
-            record.summary["samples"] = {**samples(error), "time_dim": case.time_dim}
+        logged = {**samples(error), "time_dim": case.time_dim} if fixed or spec.label == BASELINE_LABEL else None
+        if spec.label == BASELINE_LABEL:  # drawing is slow: the baseline's figures are enough to read back
             points = [(r["epoch"], r["rel_error"]) for r in history]
             record.figures = {
                 "curves": _png(curves_figure({spec.label: points}, threshold=case.threshold, title=spec.label)),
-                "reconstructions": _png(reconstruction_figure(record.summary["samples"], title=spec.label)),
+                "reconstructions": _png(reconstruction_figure(logged, title=spec.label)),
             }
-        recorder.write_trial(parent, {**trial_entry(record, case, 10), "figures": record.figures})
+        entry = {**trial_entry(record, case, 10), "figures": record.figures, "samples": logged}
+        recorder.write_trial(parent, entry)
     recorder.end_sweep(parent)
     return parent
 

@@ -13,10 +13,14 @@ from search.cli import main
 from tests.analysis.handmade import TINY_RESULTS, record_sweep, tiny_case
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    record_sweep(uri, TINY_RESULTS)
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One store for the module: the tests only read it (a new MLflow store takes seconds to create)."""
+    folder = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # where MLflow puts the store's artifacts
+        record_sweep(uri, TINY_RESULTS)
     return uri
 
 
@@ -56,9 +60,10 @@ def test_stored_names_cannot_write_outside_the_report_folder(tmp_path: Path):
     record_sweep(uri, TINY_RESULTS, case=tiny_case("<b>/../../x"))
     sweep = load_mlflow(uri)
     out = tmp_path / "deep" / "report"
+    before = set(tmp_path.rglob("*"))
     page = write_report(sweep, rank(sweep), out)
-    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    assert all(p.parts[:2] == ("deep", "report") for p in written if p.name != "mlflow.db"), written
+    written = sorted(p.relative_to(tmp_path) for p in set(tmp_path.rglob("*")) - before if p.is_file())
+    assert written and all(p.parts[:2] == ("deep", "report") for p in written), written
     assert {p.name for p in out.iterdir()} >= {"evil-effects.png", "b-x-effects.png"}
     assert "&lt;b&gt;/../../x" in page.read_text() and "<b>" not in page.read_text()
 
