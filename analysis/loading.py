@@ -162,7 +162,8 @@ class Sweep:
     def run_url(self, run_id: str) -> str | None:
         """The run's page in the MLflow UI when the sweep was recorded on a tracking server, else None.
 
-        Credentials in the URI (``http://user:pass@host``) are left out: the link is for people to read.
+        Credentials in the URI (``http://user:pass@host``) are left out: the link is for people to read. MLflow
+        3.17's UI shows its GenAI pages in a browser that never chose otherwise; the link asks for the classic ones.
         """
         if not self.tracking_uri or not self.tracking_uri.startswith(("http://", "https://")):
             return None
@@ -171,7 +172,7 @@ class Sweep:
         netloc = f"[{host}]" if ":" in host else host
         netloc += f":{parts.port}" if parts.port else ""
         base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-        return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
     def _client(self):
         if self.tracking_uri is None:

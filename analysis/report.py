@@ -84,9 +84,7 @@ def write_report(sweep: Sweep, rankings: Mapping[str, CaseRanking], out: str | P
     files = _Files(folder)
     cases = [_case(sweep, ranking, files) for ranking in rankings.values()]
     keys = {key for case in cases for key in case["settings"]}
-    columns = [k for k in SETTINGS_ORDER if k in keys] + sorted(keys - set(SETTINGS_ORDER))
-    for case in cases:
-        case["settings_row"] = [case["settings"].get(column, "-") for column in columns]
+    names = [k for k in SETTINGS_ORDER if k in keys] + sorted(keys - set(SETTINGS_ORDER))
     context = {
         "title": TITLE,
         "intro": INTRO,
@@ -94,7 +92,7 @@ def write_report(sweep: Sweep, rankings: Mapping[str, CaseRanking], out: str | P
         "tracking_uri": _without_credentials(sweep.tracking_uri or "-"),
         "experiment": sweep.experiment or "-",
         "cases": cases,
-        "settings_columns": columns,
+        "settings": [{"name": k, "values": [case["settings"].get(k, "-") for case in cases]} for k in names],
     }
     templates = _templates()
     files.write_text("report.md", templates.get_template("report.md.j2").render(context))

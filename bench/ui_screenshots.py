@@ -6,7 +6,7 @@ ports of 127.0.0.1, writes the report with its run links pointing at that UI, an
 ====================================  ======================================================================
 file                                  what it shows
 ====================================  ======================================================================
-``01-experiment-opens.png``           the page the ``overfit`` experiment opens on
+``01-experiment-opens.png``           the page the ``overfit`` experiment opens on in a new browser
 ``02-runs-expanded.png``              the experiment's runs, every parent run expanded
 ``03-parent-run.png``                 a case's parent run (description, metrics, params, tags)
 ``04-pruned-run.png``                 a pruned trial's run (why it stopped)
@@ -56,6 +56,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 VIEWPORT = {"width": 1500, "height": 950}
+CLASSIC = "?workflowType=machine_learning"  # MLflow 3.17 shows GenAI pages to a browser that never chose otherwise
 SETTLE_MS = 5000  # the UIs render after their API calls return; long enough for both on 2 busy cores
 
 
@@ -168,7 +169,7 @@ def _screenshots(store: str, ui: str, dashboard: str, journal: Path, report: Pat
             print(f"{name}: {page.url}", file=sys.stderr)
 
         shoot(f"{ui}/#/experiments/{experiment}", "01-experiment-opens.png")
-        page.goto(f"{run_page}?workflowType=machine_learning")
+        page.goto(f"{run_page}{CLASSIC}")
         page.wait_for_timeout(SETTLE_MS)
         _close_assistant(page)
         expanders = page.locator("button[data-component-id*='runnamecellrenderer']")
@@ -177,13 +178,13 @@ def _screenshots(store: str, ui: str, dashboard: str, journal: Path, report: Pat
             page.wait_for_timeout(500)
         page.screenshot(path=out / "02-runs-expanded.png")
         if parents:
-            shoot(f"{run_page}/{parents[0].info.run_id}", "03-parent-run.png", full_page=True)
+            shoot(f"{run_page}/{parents[0].info.run_id}{CLASSIC}", "03-parent-run.png", full_page=True)
         if pruned is not None:
-            shoot(f"{run_page}/{pruned.info.run_id}", "04-pruned-run.png", full_page=True)
+            shoot(f"{run_page}/{pruned.info.run_id}{CLASSIC}", "04-pruned-run.png", full_page=True)
         if fixed:
             run_id = fixed[0].info.run_id
             figure = next((p for p in _artifacts(client, run_id) if p.endswith(".png")), "")
-            shoot(f"{run_page}/{run_id}/artifacts/{figure}", "05-fixed-run-figures.png")
+            shoot(f"{run_page}/{run_id}/artifacts/{figure}{CLASSIC}", "05-fixed-run-figures.png")
         study = parents[0].data.tags.get(Tag.STUDY) if parents else None
         page.goto(f"{dashboard}/dashboard/studies/{_study_id(journal, study)}")
         page.wait_for_timeout(SETTLE_MS)

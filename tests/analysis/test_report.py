@@ -38,7 +38,7 @@ def test_report_writes_html_markdown_and_figures_and_nothing_else(store: str, tm
     }
     html = page.read_text()
     assert '<a href="#tiny_collapse">tiny_collapse</a>' in html  # the contents list
-    assert "<th>profile</th>" in html and "<td>ablation,search</td>" in html  # the sweep settings
+    assert "<tr><td>profile</td><td>quick</td></tr>" in html and "<td>ablation,search</td>" in html  # settings
     assert '<h3 id="tiny_collapse-curves">Loss curves</h3>' in html and "Relative error per epoch" in html
     assert "<h4>lr=0.01 (documented fix)</h4>" in html and "<h4>baseline</h4>" in html
     markdown = (page.parent / "report.md").read_text()
@@ -49,7 +49,8 @@ def test_report_writes_html_markdown_and_figures_and_nothing_else(store: str, tm
 def test_runs_link_to_a_tracking_server_without_its_credentials(store: str):
     sweep = load_mlflow(store)
     sweep.tracking_uri = "http://user:secret@127.0.0.1:5000/"
-    assert sweep.run_url("abc") == f"http://127.0.0.1:5000/#/experiments/{sweep.experiment_id}/runs/abc"
+    page = f"http://127.0.0.1:5000/#/experiments/{sweep.experiment_id}/runs/abc?workflowType=machine_learning"
+    assert sweep.run_url("abc") == page
     sweep.tracking_uri = "sqlite:///mlflow.db"
     assert sweep.run_url("abc") is None
 
