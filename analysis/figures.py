@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -89,10 +90,15 @@ def curves_figure(curves: Mapping[str, Sequence[tuple[int, float]]], *, threshol
         axis.axhspan(top, top * 2, color="grey", alpha=0.12, linewidth=0)
     axis.set_yscale("log")
     axis.set_ylim(lowest / 2, top * 2 if clipped_any else top)
-    axis.set(xlabel="epoch", ylabel="relative error (MSE / variance)", title=title)
+    axis.set(xlabel="epoch", ylabel="relative error (MSE / variance)", title=_wrap(title))
     axis.grid(True, which="major", alpha=0.3)
     axis.legend(fontsize=8, loc="best")
     return figure
+
+
+def _wrap(title: str, width: int = 64) -> str:
+    """A long title (a search trial's changes) on several lines rather than cut at the figure's edge."""
+    return textwrap.fill(title, width)
 
 
 def _finite_positive(points: Sequence[tuple[int, float]]) -> list[float]:
@@ -182,7 +188,7 @@ def reconstruction_figure(samples: Mapping[str, Any], *, time_dim: int = -1, tit
     if kind == "sequence":  # beside the panels, where it hides no line
         handles, labels = grid[0, -1].get_legend_handles_labels()
         figure.legend(handles, labels, loc="outside right upper", fontsize=8)
-    figure.suptitle(title)
+    figure.suptitle(_wrap(title))
     return figure
 
 
@@ -248,7 +254,7 @@ def _volume_figure(shaped: Mapping[str, list[tuple[np.ndarray, str]]], count: in
             if column == 0:
                 axis.set_ylabel(f"sample {row}\ny")
         figure.colorbar(image, ax=list(grid[row]), shrink=0.8, label="value")
-    figure.suptitle(title)
+    figure.suptitle(_wrap(title))
     return figure
 
 
