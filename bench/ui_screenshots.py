@@ -154,8 +154,12 @@ def _screenshots(store: str, ui: str, dashboard: str, journal: Path, report: Pat
     experiment = client.get_experiment_by_name("overfit").experiment_id
     runs = client.search_runs([experiment], max_results=5000)
     parents = [r for r in runs if r.data.tags.get(Tag.ROLE) == "sweep"]
+    parents.sort(key=lambda r: -r.data.metrics.get("fixed", 0))  # the case with the most to show first
     pruned = next((r for r in runs if r.data.tags.get(Tag.PRUNED) == "true"), None)
-    fixed = [r for r in runs if r.data.tags.get(Tag.FIXED) == "true"]
+    case = parents[0].data.tags.get(Tag.CASE) if parents else None
+    fixed = sorted(
+        (r for r in runs if r.data.tags.get(Tag.FIXED) == "true"), key=lambda r: r.data.tags.get(Tag.CASE) != case
+    )
     run_page = f"{ui}/#/experiments/{experiment}/runs"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -173,8 +177,8 @@ def _screenshots(store: str, ui: str, dashboard: str, journal: Path, report: Pat
         page.wait_for_timeout(SETTLE_MS)
         _close_assistant(page)
         expanders = page.locator("button[data-component-id*='runnamecellrenderer']")
-        for index in range(expanders.count()):  # children open below their parent: the parents' order holds
-            expanders.nth(index).click()
+        for index in reversed(range(expanders.count())):  # bottom up: the parents above keep their place,
+            expanders.nth(index).click()  # and the table ends scrolled to its top
             page.wait_for_timeout(500)
         page.screenshot(path=out / "02-runs-expanded.png")
         if parents:
