@@ -16,9 +16,7 @@ import math
 import os
 import posixpath
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +30,11 @@ from analysis.records import (
     EPOCH_METRICS,
     SUMMARY_METRICS,
     SWEEP_METRICS,
+    StoreError,
     Tag,
     TrialSpec,
+    check_journal,
+    check_tracking_uri,
     open_journal,
     parse_value,
 )
@@ -291,18 +292,11 @@ def _case_info(case: str, parent, rows: list[dict[str, Any]]) -> CaseSweep:
 
 
 def _check_store(uri: str) -> None:
-    """Fails before MLflow would quietly create an empty store at a mistyped path, or hang on a dead server."""
-    if uri.startswith("sqlite:///"):
-        path = Path(uri.removeprefix("sqlite:///"))
-        if not path.is_file():
-            raise AnalysisError(f"the MLflow store must exist, got {uri!r} (no file {path}): run `overfit sweep` first")
-    elif uri.startswith(("http://", "https://")):
-        try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise AnalysisError(f"the tracking server must be reachable, got {uri!r} ({exc})") from None
-    elif "://" not in uri and not Path(uri).exists():
-        raise AnalysisError(f"the MLflow store must exist, got {uri!r}")
+    """Fails before MLflow would create a store it was asked to read, or hang on a dead server."""
+    try:
+        check_tracking_uri(uri, writer=False, option="tracking_uri")
+    except StoreError as exc:
+        raise AnalysisError(str(exc)) from None
 
 
 # ---- Optuna ----------------------------------------------------------------------------------------------
@@ -342,16 +336,11 @@ def optuna_studies(storage: str) -> list[Any]:
     """The studies of a journal file or database URL, loaded; raises AnalysisError when there is none."""
     import optuna
 
-    if "://" in storage:
-        store: Any = storage
-    else:
-        path = Path(storage).expanduser()
-        if not path.is_file():
-            raise AnalysisError(f"the Optuna storage must be an existing journal file, got {storage!r}")
-        try:
-            store = open_journal(path)
-        except Exception as exc:  # a file that is not a journal
-            raise AnalysisError(f"the Optuna storage must be a journal file, got {storage!r} ({exc})") from None
+    try:
+        check_journal(storage, writer=False, option="storage")
+    except StoreError as exc:
+        raise AnalysisError(str(exc)) from None
+    store: Any = storage if "://" in storage else open_journal(storage)
     summaries = optuna.get_all_study_summaries(store, include_best_trial=False)
     if not summaries:
         raise AnalysisError(f"the Optuna storage must hold a study, got none in {storage!r}")

@@ -12,7 +12,8 @@ A sweep leaves three records, each complete enough to analyse on its own:
   :class:`TrialSpec`, and its last line holds the judged result.
 
 This module names every tag, metric and artifact, turns a :class:`TrialSpec` into Tune's config, MLflow's params
-and tags and back, and opens the Optuna journal. It imports no training code, Ray or torch.
+and tags and back, opens the Optuna journal, and checks every store and output folder before a command uses it
+(one line each; a writer may create a store, a reader never does). It imports no training code, Ray or torch.
 
 Example:
     >>> spec = TrialSpec(case="lstm_mean_prediction", part="ablation", seed=1, overrides={"hidden_size": 100})
@@ -26,11 +27,21 @@ Example:
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import json
 import os
+import re
+import sqlite3
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 __all__ = [
     "ARTIFACTS",
@@ -39,11 +50,18 @@ __all__ = [
     "EXPERIMENT_KIND",
     "SUMMARY_METRICS",
     "SWEEP_METRICS",
+    "StoreError",
     "Tag",
     "TrialSpec",
     "changes_text",
+    "check_journal",
+    "check_output_folder",
+    "check_tracking_uri",
     "open_journal",
     "parse_value",
+    "ready_tracking_store",
+    "redact",
+    "tracking_client_uri",
 ]
 
 BASELINE_LABEL = "baseline"
@@ -102,7 +120,7 @@ EPOCH_METRICS = (
 )
 """Per-epoch metrics of a trial run (step = epoch)."""
 
-SUMMARY_METRICS = ("final_rel_error", "best_rel_error", "final_mse", "epochs", "seconds")
+SUMMARY_METRICS = ("final_rel_error", "best_rel_error", "final_mse", "epochs", "seconds", "actor_seconds")
 """One value per trial run: the judged end of the trial."""
 
 SWEEP_METRICS = ("trials", "fixed", "pruned", "errors", "baseline_rel_error", "best_rel_error", "fix_rank")
@@ -245,3 +263,261 @@ def open_journal(path: str | Path):
 
     path = Path(path).expanduser().resolve()
     return JournalStorage(JournalFileBackend(str(path), lock_obj=JournalLock(f"{path}.flock")))
+
+
+# ---- store checks ----------------------------------------------------------------------------------------
+# One line each, before anything starts or is recorded. A *writer* (the sweep) may create a store; a *reader*
+# (rank, report, the notebook) never creates or changes anything.
+
+HANDSHAKE_TIMEOUT = 5.0
+"""Seconds a tracking server has to answer the check's request."""
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# The tables a sweep writes and the analysis reads. MLflow's own list (the ORM's metadata) is not public API.
+_MLFLOW_TABLES = {"alembic_version", "experiments", "runs", "params", "metrics", "tags"}
+_DATABASES = ("postgresql", "mysql", "mssql")  # MLflow's other SQLAlchemy stores: checked when MLflow connects
+
+
+class StoreError(ValueError):
+    """A store or folder a command cannot use; the message is one line naming the option and what must hold."""
+
+
+def redact(uri: str) -> str:
+    """``uri`` with any password replaced: ``http://user:secret@host`` as ``http://user:***@host``."""
+    return re.sub(r"(?<=://)([^/@:]*):[^/]*@", r"\1:***@", uri, count=1)
+
+
+def tracking_client_uri(uri: str) -> str:
+    """The URI to give MLflow: ``user:password@`` moved into ``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``.
+
+    MLflow's REST client sends those variables as basic auth, so the credentials work while no MLflow message,
+    log line or stored tag can show them. Sets the variables in this process (and in processes it starts).
+    """
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or parts.username is None:
+        return uri
+    os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
+    if parts.password is not None:
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def check_tracking_uri(uri: str, *, writer: bool, option: str = "--tracking-uri", timeout: float | None = None) -> None:
+    """Raises :class:`StoreError` unless ``uri`` is an MLflow store this command can use.
+
+    ``sqlite:///PATH``: for a reader an existing MLflow store; for a writer that, or an empty or new file in a
+    writable folder. ``http(s)://HOST[:PORT]``: a server that answers MLflow's REST API within ``timeout``
+    (default :data:`HANDSHAKE_TIMEOUT`).
+    """
+    shown = redact(uri)
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError:
+        raise StoreError(f"{option} must be a well-formed URI, got {shown!r}") from None
+    scheme = parts.scheme.lower() if "://" in uri else ""
+    if uri.startswith("sqlite:"):
+        if not uri.startswith("sqlite:///"):
+            raise StoreError(f"{option} must be sqlite:///PATH (four slashes before an absolute path), got {shown!r}")
+        _check_sqlite(_sqlite_path(uri), writer, option, shown)
+    elif scheme in ("http", "https"):
+        if not parts.hostname or port == 0:
+            raise StoreError(f"{option} must be http(s)://HOST[:PORT], got {shown!r}")
+        _check_server(uri, option, shown, HANDSHAKE_TIMEOUT if timeout is None else timeout)
+    elif scheme.partition("+")[0] in _DATABASES:
+        return
+    elif scheme in ("", "file") and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true"):
+        path = Path(parts.path if scheme else uri).expanduser()
+        if writer:
+            check_output_folder(path, option)
+        elif not path.is_dir():
+            raise StoreError(f"{option} must be an existing MLflow file store, got {shown!r}")
+    else:
+        raise StoreError(f"{option} must be sqlite:///PATH or http(s)://HOST:PORT of an MLflow server, got {shown!r}")
+
+
+def ready_tracking_store(uri: str) -> None:
+    """Creates a new sqlite store (MLflow's schema migration) under an ``flock`` on ``PATH.lock`` beside it.
+
+    Two commands that start at once on a new store would otherwise both migrate it, and one fail (sqlite:
+    "duplicate column name"). The second waits for the first, then finds the store ready. Call it after
+    :func:`check_tracking_uri` and before any other MLflow call on ``uri``; other stores are left to MLflow.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    from mlflow.tracking import MlflowClient
+
+    with _flocked(f"{_sqlite_path(uri).resolve()}.lock"):
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # MLflow migrates a new store when opened
+
+
+def check_journal(path: str | Path, *, writer: bool, option: str = "--optuna-storage") -> None:
+    """Raises :class:`StoreError` unless ``path`` is an Optuna journal this command can use.
+
+    A writer may name a new file in a writable folder; a reader (which may also pass an Optuna database URL) an
+    existing journal. Every line must be a journal entry; Optuna skips a last line cut short by a killed
+    writer, but a writer's next entry would be appended to it, so a writer refuses it.
+    """
+    text = str(path)
+    if "://" in text:
+        if writer:
+            raise StoreError(f"{option} must be a journal file path, got {text!r}")
+        return  # an Optuna database URL: Optuna checks it when it connects
+    file = Path(text).expanduser()
+    folder = file.absolute().parent
+    if file.is_dir():
+        raise StoreError(f"{option} must name a file, got the folder {text!r}")
+    if not folder.is_dir():
+        raise StoreError(f"{option} must be in an existing folder, got {text!r} (no folder {folder})")
+    if not file.exists():
+        if not writer:
+            raise StoreError(f"{option} must be an existing Optuna journal, got {text!r} (no such file)")
+        _writable(folder, option, text)
+        return
+    if writer:
+        _writable(folder, option, text)  # the lock file lives beside the journal
+        _writable(file, option, text)
+    lines = file.read_bytes().split(b"\n")
+    if lines[-1] == b"":  # the file ends with a newline
+        lines.pop()
+    bad = next((i for i, line in enumerate(lines) if not _journal_entry(line)), None)
+    if bad is not None and bad < len(lines) - 1:  # Optuna fails on any bad entry but the last
+        raise StoreError(f"{option} must be an Optuna journal (a JSON entry per line), got {text!r} (line {bad + 1})")
+    if bad is not None and writer:
+        raise StoreError(
+            f"{option} must end in a whole entry, got {text!r} whose last line is not one (a writer killed while "
+            "writing): remove that line"
+        )
+
+
+def check_output_folder(path: str | Path, option: str) -> None:
+    """Raises :class:`StoreError` unless ``path`` is a writable folder, or can be made in a writable one."""
+    text = str(path)
+    folder = Path(text).expanduser().absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        where = "" if existing == folder else f" (under the file {existing})"
+        raise StoreError(f"{option} must be a folder, got the file {text!r}{where}")
+    _writable(existing, option, text)
+
+
+def _sqlite_path(uri: str) -> Path:
+    """The file of ``sqlite:///PATH``, as SQLAlchemy opens it (relative to the working folder, no ``~``)."""
+    return Path(uri.removeprefix("sqlite:///").partition("?")[0])
+
+
+def _check_sqlite(path: Path, writer: bool, option: str, shown: str) -> None:
+    folder = path.absolute().parent
+    if path.is_dir():
+        raise StoreError(f"{option} must name a file, got the folder {shown!r}")
+    if not folder.is_dir():
+        raise StoreError(f"{option} must be in an existing folder, got {shown!r} (no folder {folder})")
+    if not path.exists():
+        if not writer:
+            raise StoreError(f"{option} must be an existing MLflow store, got {shown!r} (no such file): run a sweep")
+        _writable(folder, option, shown)
+        return
+    tables = _sqlite_tables(path, option, shown) if path.stat().st_size else set()
+    if writer and not tables:  # an empty database: MLflow creates its tables in it
+        _writable(folder, option, shown)
+        _writable(path, option, shown)
+        return
+    if not tables:
+        raise StoreError(f"{option} must be an MLflow store, got the empty file {shown!r}: run a sweep")
+    if not tables >= _MLFLOW_TABLES:
+        raise StoreError(f"{option} must be an MLflow store, got the SQLite file {shown!r} without MLflow's tables")
+    if writer:
+        _writable(folder, option, shown)  # sqlite writes its rollback journal beside the store
+        _writable(path, option, shown)
+
+
+def _sqlite_tables(path: Path, option: str, shown: str) -> set[str]:
+    """The table names of an SQLite file, read without creating or changing anything."""
+    with path.open("rb") as file:
+        header = file.read(100)
+    if not header.startswith(_SQLITE_MAGIC):
+        raise StoreError(f"{option} must be an SQLite file, got {shown!r} (no SQLite header)")
+    # The header's page count (valid when its two change counters agree) times the page size: a shorter file
+    # was cut short.
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    size = path.stat().st_size
+    if len(header) < 100 or (header[24:28] == header[92:96] and size < pages * page_size):
+        raise StoreError(
+            f"{option} must be a whole SQLite file, got {shown!r} cut short ({size} of {pages * page_size} bytes)"
+        )
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.Error as exc:
+        raise StoreError(f"{option} must be a readable SQLite file, got {shown!r} ({exc})") from None
+    return {name for (name,) in rows}
+
+
+def _check_server(uri: str, option: str, shown: str, timeout: float) -> None:
+    """A handshake with MLflow's REST API (not a port probe, nor ``/health``, which any web server may answer)."""
+    parts = urlsplit(uri)
+    base = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/")
+    request = urllib.request.Request(f"{base}/api/2.0/mlflow/experiments/search?max_results=1")
+    if parts.username is not None:
+        user, password = unquote(parts.username), unquote(parts.password or "")
+    else:  # where tracking_client_uri put them, or the user did
+        user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    if user is not None:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_unredirected_header("Authorization", f"Basic {token}")  # never sent on to another host
+    elif os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        request.add_unredirected_header("Authorization", f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=_tls_context()) as response:
+            body = response.read(1 << 20)
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise StoreError(
+                f"{option} must be a server that accepts your credentials, got {shown!r} (HTTP {exc.code})"
+            ) from None
+        raise StoreError(f"{option} must be an MLflow tracking server, got {shown!r} (HTTP {exc.code})") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StoreError(f"{option} must be a reachable MLflow tracking server, got {shown!r} ({reason})") from None
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict) or not set(answer) <= {"experiments", "next_page_token"}:
+        raise StoreError(f"{option} must be an MLflow tracking server, got {shown!r} (its API answer is not MLflow's)")
+
+
+def _tls_context() -> ssl.SSLContext | None:
+    """The TLS settings MLflow's client honours (its environment variables)."""
+    if os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":  # what the user asked of MLflow
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    cert = os.environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH")
+    return ssl.create_default_context(cafile=cert) if cert else None
+
+
+def _journal_entry(line: bytes) -> bool:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and "op_code" in entry
+
+
+def _writable(path: Path, option: str, shown: str) -> None:
+    if not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
+        raise StoreError(f"{option} must be writable, got {shown!r} ({path} is not writable)")
+
+
+@contextmanager
+def _flocked(path: str) -> Iterator[None]:
+    lock = JournalLock(path)
+    lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

@@ -1,7 +1,8 @@
-"""The ``overfit`` command line: list cases, run one trial, diagnose a case's baseline.
+"""The ``overfit`` command line: list cases, run one trial, diagnose a case's baseline, sweep, rank, report.
 
-Every bad input (unknown case, bad factor value, malformed ``--set``) ends in one line on stderr that says what
-must hold and echoes the value, with exit status 2, before any training starts.
+Every bad input (an option out of range, an unknown case, a bad factor value, a store or folder that cannot be
+used) ends in one line on stderr that names the option, says what must hold and echoes the value, with exit
+status 2, before any training starts or anything is recorded.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from spaces import CASES, PROFILES, Case, CaseError, FactorError, get_case
 
@@ -21,7 +23,10 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a bad option (one line already printed), or --help
+        return exc.code if isinstance(exc.code, int) else 0
     try:
         return args.run(args)
     except (CaseError, FactorError, ValueError) as exc:
@@ -32,10 +37,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line like every other bad input: no usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"overfit: error: {_plain(message)}\n")
+
+
+def _plain(message: str) -> str:
+    """argparse's "argument --x: invalid int value: 'v'" as "--x must be an integer, got 'v'"."""
+    found = re.fullmatch(r"argument (\S+?)(?:/\S+)?: (.*)", message)
+    if not found:
+        return message
+    option, said = found.groups()
+    kinds = {"int": "an integer", "float": "a number"}
+    if invalid := re.fullmatch(r"invalid (\w+) value: (.*)", said):
+        return f"{option} must be {kinds.get(invalid[1], invalid[1])}, got {invalid[2]}"
+    if choice := re.fullmatch(r"invalid choice: (.*) \(choose from (.*)\)", said):
+        return f"{option} must be one of {choice[2]}, got {choice[1]}"
+    if said.startswith("expected one argument"):
+        return f"{option} must be followed by a value"
+    return f"{option}: {said}"
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="overfit", description="Find which change lets a failing autoencoder memorise its data."
-    )
+    parser = _Parser(prog="overfit", description="Find which change lets a failing autoencoder memorise its data.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     cases = commands.add_parser("cases", help="list the documented failure cases")
@@ -93,6 +119,13 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--optuna-storage", default="optuna.log", help="Optuna journal file (default optuna.log)")
     sweep.add_argument("--results-dir", default="overfit-results", help="Ray results folder")
     sweep.add_argument("--resume", action="store_true", help="continue the interrupted sweep of each case")
+    sweep.add_argument(
+        "--store-patience",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for an unreachable tracking store before stopping (default 600)",
+    )
     sweep.add_argument("--quiet", action="store_true", help="no live progress")
     sweep.add_argument("--json", action="store_true", help="print the summaries as JSON")
     sweep.set_defaults(run=_cmd_sweep)
@@ -136,10 +169,44 @@ def parse_overrides(case: Case, items: Sequence[str]) -> dict[str, Any]:
     overrides = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise ValueError(f"--set takes FACTOR=VALUE, got {item!r}")
-        overrides[name.strip()] = case.factor(name.strip()).validate(value)
+        if not sep or not name.strip():
+            raise ValueError(f"--set must be FACTOR=VALUE, got {item!r}")
+        try:
+            overrides[name.strip()] = case.factor(name.strip()).validate(value)
+        except ValueError as exc:  # the factor's own message, said of the option it came from
+            raise ValueError(f"--set {exc}") from None
     return overrides
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    """What ``trial`` and ``diagnose`` need before training: threads, seed and a device that exists here."""
+    from search.engine.preflight import SEED_MAX
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+    if not 0 <= args.seed <= SEED_MAX:
+        raise ValueError(f"--seed must be an integer in [0, {SEED_MAX}], got {args.seed}")
+    if args.device is not None:
+        _check_device(args.device)
+
+
+def _check_device(text: str) -> None:
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device must be a torch device such as cpu or cuda:0, got {text!r}") from None
+    if device.type == "cpu":
+        return
+    backend = getattr(torch, device.type, None)  # torch.cuda, torch.mps, torch.xpu, ...
+    if backend is None or not hasattr(backend, "is_available") or not backend.is_available():
+        raise ValueError(
+            f"--device must be cpu or an accelerator present here, got {text!r} (no {device.type} device here)"
+        )
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"--device must be one of the {count} {device.type} devices here, got {text!r}")
 
 
 def _cmd_cases(args: argparse.Namespace) -> int:
@@ -157,6 +224,7 @@ def _cmd_cases(args: argparse.Namespace) -> int:
 def _cmd_trial(args: argparse.Namespace) -> int:
     from search.trainer.trial import run_trial
 
+    _check_run_options(args)
     case = get_case(args.case)
     overrides = dict(case.fix) if args.fix else {}
     overrides.update(parse_overrides(case, args.overrides))
@@ -169,11 +237,13 @@ def _cmd_trial(args: argparse.Namespace) -> int:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from search.engine.preflight import check_cases
     from search.trainer.trial import run_trial
 
     if args.all == bool(args.cases):
         raise ValueError("name the cases to diagnose or pass --all, not both")
-    cases = [get_case(name) for name in args.cases] if args.cases else [get_case(n) for n in _builtin_names()]
+    _check_run_options(args)
+    cases = check_cases(args.cases or _builtin_names(), "diagnose")
     reports = []
     for case in cases:
         runs = [("baseline", {})] + ([] if args.no_fix else [("fix", dict(case.fix))])
@@ -190,12 +260,14 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    _token_mode(args.address)
-    from search.engine.sweep import SweepAborted, SweepOptions, run_sweep
+    from types import SimpleNamespace
+
+    from analysis.records import tracking_client_uri
+    from search.engine.preflight import validate
 
     if args.all == bool(args.cases):
         raise ValueError("name the cases to sweep or pass --all, not both")
-    options = SweepOptions(
+    settings = dict(
         cases=list(args.cases) or _builtin_names(),
         parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()),
         trials=args.trials,
@@ -213,10 +285,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         optuna_storage=args.optuna_storage,
         results_dir=args.results_dir,
         resume=args.resume,
+        store_patience=args.store_patience,
         progress=not args.quiet,  # on stderr: stdout stays the results (pure JSON under --json)
     )
+    cases = validate(SimpleNamespace(**settings))  # before the engine's import: Ray's alone takes seconds
+    settings["tracking_uri"] = tracking_client_uri(args.tracking_uri)  # credentials out of the URI
+    _ray_environment(args.address)
+    from search.engine.sweep import SweepAborted, SweepOptions, run_sweep
+
     try:
-        summaries = run_sweep(options)
+        summaries = run_sweep(SweepOptions(**settings), cases)
     except KeyboardInterrupt:
         print("overfit: sweep interrupted; continue it with --resume", file=sys.stderr)
         return 130
@@ -235,24 +313,40 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token_mode(address: str | None) -> None:
-    """Joins a token-authenticated cluster as ``ray start --address`` does.
+def _ray_environment(address: str | None) -> None:
+    """Ray's settings that it reads once, when imported: set here, before anything imports Ray.
 
-    Ray reads ``RAY_AUTH_MODE`` when it is imported and offers no public call to switch a process to token mode
-    afterwards, so it is set here, before anything imports Ray, when the head's token is at hand
-    (``~/.ray/auth_token``, which ``ray start --head`` writes, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``).
+    - Joining a cluster (``--address``): token mode when the head's token is at hand (``~/.ray/auth_token``, which
+      ``ray start --head`` writes, ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``), as ``ray start --address`` does.
+      Ray offers no public call to switch a process to token mode after its import.
+    - A local instance: every Ray process on 127.0.0.1. ``ray.init`` has no public argument for the address its
+      processes bind (its ``_node_ip_address`` is private, and a loopback one is rewritten to the machine's address).
+      ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is the environment switch ``ray start`` names for single-machine Ray:
+      with it Ray takes 127.0.0.1 as the node's address and binds its listeners there (checked with ``ss -ltn``).
     """
-    if not address or "RAY_AUTH_MODE" in os.environ:
-        return
-    if {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ) or (Path.home() / ".ray" / "auth_token").is_file():
-        os.environ["RAY_AUTH_MODE"] = "token"
+    if "ray" in sys.modules or os.environ.get("RAY_ADDRESS"):
+        return  # imported already (the command run in-process, as tests do), or a cluster named by the environment
+    if address:
+        named = {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & set(os.environ)
+        if (named or (Path.home() / ".ray" / "auth_token").is_file()) and "RAY_AUTH_MODE" not in os.environ:
+            os.environ["RAY_AUTH_MODE"] = "token"
+    else:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
 def _load_rankings(args: argparse.Namespace):
+    from analysis.records import check_journal, check_output_folder, check_tracking_uri, tracking_client_uri
+
+    # Read-only checks, cheapest first: nothing is created or changed before every one has passed.
+    if getattr(args, "out", None) is not None:
+        check_output_folder(args.out, "--out")
+    storage = args.optuna_storage or ("optuna.log" if Path("optuna.log").is_file() else None)
+    if storage:
+        check_journal(storage, writer=False)
+    check_tracking_uri(args.tracking_uri, writer=False)
     from analysis import load_mlflow, rank, search_distributions
 
-    sweep = load_mlflow(args.tracking_uri, args.experiment, args.cases or None)
-    storage = args.optuna_storage or ("optuna.log" if Path("optuna.log").is_file() else None)
+    sweep = load_mlflow(tracking_client_uri(args.tracking_uri), args.experiment, args.cases or None)
     distributions = search_distributions(storage, sweep) if storage else {}
     return sweep, rank(sweep, args.cases or None, distributions)
 

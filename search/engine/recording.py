@@ -111,6 +111,7 @@ def trial_entry(record: TrialRecord, case: Case, budget: int) -> dict[str, Any]:
             "final_mse": summary.get("mse"),
             "epochs": summary.get("epochs"),
             "seconds": summary.get("seconds"),
+            "actor_seconds": summary.get("actor_seconds"),
         },
         "history": summary.get("history") or record.epochs,
         "samples": summary.get("samples") if record.figures else None,
@@ -207,10 +208,28 @@ class RecordingCallback(Callback):
         self.searcher, self.runs = searcher, runs
         self.records: dict[str, TrialRecord] = {}
         self._warned_cpu = False
+        self._checked, self._away = 0.0, False
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its run config into the experiment folder; resuming never goes through that pickle.
         return {}
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        """Shows the MLflow writer's wait, if any, on the live display (checked at most once a second)."""
+        now = time.monotonic()
+        if now - self._checked < 1.0:
+            return
+        self._checked = now
+        writer = next(iter(self.runs.values())).writer
+        if writer.waiting_since is not None:
+            away = int(now - writer.waiting_since)
+            self._away = True
+            next(iter(self.runs.values())).display.status(
+                f"MLflow unreachable for {away // 60}:{away % 60:02d}, retrying ({writer.backlog} writes waiting)"
+            )
+        elif self._away:
+            self._away = False
+            next(iter(self.runs.values())).display.status(None)
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if trial.trial_id in self.records:

@@ -17,12 +17,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
-import socket
+import signal
+import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -30,25 +28,23 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from analysis.records import BASELINE_LABEL, Tag, changes_text, open_journal
+from ray.tune import Stopper
+
+from analysis.records import BASELINE_LABEL, Tag, changes_text, open_journal, ready_tracking_store, redact
 from search.engine.case_run import CaseRun, Done
 from search.engine.plan import ablation
+from search.engine.preflight import PARTS, SweepError, check_resources, validate
 from search.engine.progress import Progress
 from search.engine.pruning import CollapsePruner
 from search.engine.recording import TrialLog
 from search.engine.searcher import CaseSearch
 from search.engine.tracking import FAILED, FINISHED, KILLED, Recorder, StoreUnavailable, Writer
 from search.engine.trainable import report_every
-from spaces import PROFILES, Case, get_case
+from spaces import Case, get_case
 
 __all__ = ["PARTS", "SweepAborted", "SweepError", "SweepOptions", "run_sweep", "sweep_tags"]
 
-PARTS = ("ablation", "search")
 MAX_FAILURES = 3  # runs of a trial whose worker or node died, before it is recorded as an error
-
-
-class SweepError(ValueError):
-    """A sweep that cannot start: bad option, unreachable Ray cluster or tracking server, a sweep in use."""
 
 
 class SweepAborted(RuntimeError):
@@ -91,76 +87,21 @@ class SweepOptions:
             **options,
         )
 
-    def validate(self) -> list[Case]:
-        unknown = [p for p in self.parts if p not in PARTS]
-        if unknown or not self.parts:
-            raise SweepError(f"--parts must be a subset of {list(PARTS)}, got {list(self.parts)}")
-        if self.profile not in PROFILES:
-            raise SweepError(f"--profile must be one of {list(PROFILES)}, got {self.profile!r}")
-        if self.trials < 0 or self.seeds < 1:
-            raise SweepError(f"--trials >= 0 and --seeds >= 1 must hold, got trials={self.trials}, seeds={self.seeds}")
-        if not (self.cpus_per_trial > 0 and math.isfinite(self.cpus_per_trial)):
-            raise SweepError(f"--cpus-per-trial must be a finite number > 0, got {self.cpus_per_trial}")
-        if self.gpus_per_trial is not None and not (0 <= self.gpus_per_trial < math.inf):
-            raise SweepError(f"--gpus-per-trial must be a finite number >= 0, got {self.gpus_per_trial}")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise SweepError(f"--max-concurrent must be at least 1, got {self.max_concurrent}")
-        if not self.cases:
-            raise SweepError("name the cases to sweep or pass --all")
-        cases = [get_case(ref) for ref in self.cases]
-        check_tracking(self.tracking_uri)
-        if self.address:
-            check_ray_address(self.address)
-        return cases
-
-
-def check_tracking(uri: str) -> None:
-    """Fails fast, in one line, when the MLflow tracking store cannot be reached or created."""
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5) as response:
-                if response.status != 200:
-                    raise SweepError(f"tracking server {uri!r} answered /health with HTTP {response.status}")
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise SweepError(
-                f"tracking server {uri!r} is not reachable ({reason}); start it or pass another --tracking-uri"
-            ) from None
-    elif uri.startswith("sqlite:///"):
-        folder = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK):
-            raise SweepError(f"the folder of tracking store {uri!r} must exist and be writable")
-
-
-def check_ray_address(address: str) -> None:
-    """Fails fast when nothing listens at a Ray cluster's ``host:port`` (``auto`` and ``ray://`` pass)."""
-    if address == "auto":
-        return
-    hostport = address.removeprefix("ray://")
-    host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise SweepError(f"--address must be host:port of a Ray head node (or 'auto'), got {address!r}")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as exc:
-        raise SweepError(
-            f"no Ray cluster answers at {address!r} ({exc.strerror or exc}); start one with "
-            "`ray start --head` or drop --address"
-        ) from None
-
 
 # ---------------------------------------------------------------------------------------------------------
 
 
-def run_sweep(options: SweepOptions) -> list[dict[str, Any]]:
+def run_sweep(options: SweepOptions, cases: list[Case] | None = None) -> list[dict[str, Any]]:
     """Runs the sweep; returns one summary per case (counts by outcome, parent run id, study name).
+
+    ``cases``: the cases ``preflight.validate(options)`` returned, when the caller checked the options already.
 
     Raises:
         SweepError: it cannot start (nothing was started or recorded, or what was is marked FAILED).
         SweepAborted: the tracking store stayed away; what finished is in the trial log for ``--resume``.
         KeyboardInterrupt: Ctrl-C or SIGTERM; the unfinished cases' parent runs are KILLED, ready for ``--resume``.
     """
-    cases = options.validate()
+    cases = cases if cases is not None else validate(options)
     display = Progress(options.progress)
     try:
         return _Sweep(options, cases, display).run()
@@ -189,13 +130,15 @@ class _Sweep:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 # MLflow readies its store (a new sqlite store migrates its schema: seconds), and each case is
                 # checked and timed, while Ray starts.
-                recorder = pool.submit(Recorder, self.options.tracking_uri, self.options.experiment)
+                recorder = pool.submit(_recorder, self.options.tracking_uri, self.options.experiment)
                 probes = {case.name: pool.submit(_probe, case, self.options.profile) for case in self.cases}
                 if started_here:
                     _start_ray(self.options)
+                _stop_on_sigterm()
                 self.recorder = recorder.result()
                 expected = {name: probe.result() for name, probe in probes.items()}
             self.display.status(None)
+            check_resources([n["Resources"] for n in ray.nodes() if n["Alive"]], *self._requests())
             gpus, slots = _slots(self.options)
             self.journal = None  # opened by the first case that searches: an ablation-only sweep leaves none
             self.log = TrialLog(Path(self.options.results_dir).expanduser().resolve() / f"sweep-{self.sweep_id}.jsonl")
@@ -209,6 +152,9 @@ class _Sweep:
             self._close()
             if started_here:
                 ray.shutdown()
+
+    def _requests(self) -> tuple[float, float | None]:
+        return self.options.cpus_per_trial, self.options.gpus_per_trial
 
     # ---- cases ----
 
@@ -403,6 +349,7 @@ class _Sweep:
                     verbose=0,
                     callbacks=[callback],
                     failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                    stop=_StoreGone(self.writer),
                     log_to_file=True,
                 ),
             )
@@ -428,7 +375,7 @@ class _Sweep:
         if self.writer.failed is not None:
             if isinstance(self.writer.failed, StoreUnavailable):
                 raise SweepAborted(
-                    f"the tracking store {self.options.tracking_uri} stayed unreachable for "
+                    f"the tracking store {redact(self.options.tracking_uri)} stayed unreachable for "
                     f"{self.options.store_patience:.0f} s ({self.writer.failed}); every finished trial is kept in "
                     f"{self.log.path}: run the same command with --resume once it answers"
                 )
@@ -436,6 +383,8 @@ class _Sweep:
 
     def _abandon(self, status: str) -> None:
         """After an interruption or a failed start: the parent runs of unfinished cases are closed with ``status``."""
+        if isinstance(self.writer.failed, StoreUnavailable):
+            return  # the store is away; --resume reopens the parents either way
         for run in self.runs:
             if not run.complete:
                 with contextlib.suppress(Exception):  # the store may be what failed; --resume reopens it anyway
@@ -464,6 +413,22 @@ class _Sweep:
             os.close(fd)  # the kernel releases the flock with the descriptor
 
 
+class _StoreGone(Stopper):
+    """A Tune stopper that ends the experiment once the MLflow writer has given up on the store."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.writer is not None and self.writer.failed is not None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"writer": None}  # Tune pickles its run config; a live writer does not pickle
+
+
 def sweep_tags(case: Case, sweep_id: str) -> dict[str, str]:
     """A parent run's tags: what the analysis needs of the case besides its trials."""
     baseline = case.config()
@@ -478,6 +443,12 @@ def sweep_tags(case: Case, sweep_id: str) -> dict[str, str]:
         Tag.THRESHOLD: repr(float(case.threshold)),
         Tag.NOTE: f"{case.title}.\n\nSweep running: trials appear under this run as they finish.",
     }
+
+
+def _recorder(tracking_uri: str, experiment: str) -> Recorder:
+    """The MLflow writer, once a new sqlite store has been created under a lock (two commands may start at once)."""
+    ready_tracking_store(tracking_uri)
+    return Recorder(tracking_uri, experiment)
 
 
 def _probe(case: Case, profile: str) -> float:
@@ -520,6 +491,15 @@ def _start_ray(options: SweepOptions) -> None:
         configure_logging=False,
         logging_level="ERROR",
     )
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends the sweep as Ctrl-C does: Tune stops its trials, the unfinished cases are closed for --resume.
+
+    Ray's driver installs its own SIGTERM handler, which aborts the process; ours replaces it once Ray has started.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
 
 
 def _quiet_libraries() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 from typing import Any
 
 from ray import tune
@@ -40,6 +41,7 @@ def train(config: dict[str, Any]) -> None:
     """Ray Tune entry point."""
     import ray
 
+    started = time.perf_counter()
     spec = TrialSpec.from_config(config)
     case = get_case(spec.case_ref or spec.case)
     budget = case.budget(spec.profile).epochs
@@ -79,6 +81,7 @@ def train(config: dict[str, Any]) -> None:
     summary = result.to_json(history=True)
     summary["gpu_ids"] = [str(i) for i in ray.get_gpu_ids()]  # what Ray gave it, beside the device torch used
     figures = _figures(case, spec, result) if result.fixed or spec.label == BASELINE_LABEL else {}
+    summary["actor_seconds"] = time.perf_counter() - started  # training plus what the trial cost around it
     tune.report(
         {
             "epochs": pending,

@@ -56,7 +56,9 @@ def test_curves_and_artifacts_come_from_mlflow(store: str, tmp_path: Path):
 
 def test_a_missing_store_is_an_error_and_is_not_created(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'nope.db'}"
-    with pytest.raises(AnalysisError, match=r"the MLflow store must exist, got 'sqlite:///.*nope.db'"):
+    with pytest.raises(
+        AnalysisError, match=r"tracking_uri must be an existing MLflow store, got 'sqlite:///.*nope.db'"
+    ):
         load_mlflow(uri)
     assert not (tmp_path / "nope.db").exists()
 
@@ -76,7 +78,7 @@ def test_a_missing_or_empty_experiment_and_an_unknown_case_are_errors(store: str
 
 
 def test_an_unreachable_tracking_server_is_an_error():
-    with pytest.raises(AnalysisError, match=r"tracking server must be reachable, got 'http://127\.0\.0\.1:9'"):
+    with pytest.raises(AnalysisError, match=r"must be a reachable MLflow tracking server, got 'http://127\.0\.0\.1:9'"):
         load_mlflow("http://127.0.0.1:9")
 
 
@@ -96,7 +98,7 @@ def test_optuna_journal_trials_with_their_states(tmp_path: Path):
     rows = load_optuna(str(path))
     assert list(rows["state"]) == ["COMPLETE", "PRUNED"] and list(rows["pruned"]) == [False, True]
     assert set(rows["case"]) == {"tiny_collapse"} and rows["outcome"].tolist() == ["fixed", "pruned"]
-    with pytest.raises(AnalysisError, match=r"must be an existing journal file, got 'missing\.log'"):
+    with pytest.raises(AnalysisError, match=r"storage must be an existing Optuna journal, got 'missing\.log'"):
         load_optuna("missing.log")
 
 

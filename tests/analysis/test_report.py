@@ -90,7 +90,10 @@ def test_rank_json_and_report_command(store: str, tmp_path: Path, capsys):
     [
         (["rank", "nope"], "overfit: error: case must be one of the swept ['tiny_collapse'], got 'nope'\n"),
         (["rank", "--experiment", "x"], "overfit: error: experiment must exist in"),
-        (["rank", "--optuna-storage", "missing.log"], "overfit: error: the Optuna storage must be an existing"),
+        (
+            ["rank", "--optuna-storage", "missing.log"],
+            "overfit: error: --optuna-storage must be an existing Optuna journal, got 'missing.log'",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(store: str, argv, message, capsys):

@@ -51,10 +51,10 @@ def test_diagnose_runs_baseline_and_fix(example_case_ref):
     ("args", "message"),
     [
         (("trial", "nope"), "unknown case 'nope'; choose from ['conv1d_dying_relu'"),
-        (("trial", "conv1d_dying_relu", "--set", "activation=swish"), "activation must be one of ["),
+        (("trial", "conv1d_dying_relu", "--set", "activation=swish"), "--set activation must be one of ["),
         (("trial", "conv1d_dying_relu", "--set", "lr=fast"), "got 'fast'"),
         (("trial", "conv1d_dying_relu", "--set", "width=3"), "unknown factor 'width' for case 'conv1d_dying_relu'"),
-        (("trial", "conv1d_dying_relu", "--set", "lr"), "--set takes FACTOR=VALUE, got 'lr'"),
+        (("trial", "conv1d_dying_relu", "--set", "lr"), "--set must be FACTOR=VALUE, got 'lr'"),
         (("diagnose",), "name the cases to diagnose or pass --all"),
         (("diagnose", "ghost", "--no-fix"), "unknown case 'ghost'"),
     ],
@@ -69,4 +69,6 @@ def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
 def test_bad_input_from_a_real_process():
     done = overfit("trial", "conv1d_dying_relu", "--set", "optimizer=lion")
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == ("overfit: error: optimizer must be one of ['adam', 'sgd_momentum', 'rmsprop'], got 'lion'\n")
+    assert done.stderr == (
+        "overfit: error: --set optimizer must be one of ['adam', 'sgd_momentum', 'rmsprop'], got 'lion'\n"
+    )

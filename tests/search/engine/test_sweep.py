@@ -362,14 +362,94 @@ def test_a_sweep_survives_losing_a_worker_node(tmp_path):
     assert max(int(r.data.tags[Tag.ATTEMPTS]) for r in runs(db)) >= 2
 
 
+@pytest.mark.slow
+def test_a_local_sweep_listens_on_loopback_only(tmp_path):
+    driver = start_driver(["sweep", LONG, "--seeds", "1", "--trials", "1", "--quiet"], tmp_path)
+    try:
+        wait_for(lambda: finished_trials(tmp_path / "mlflow.db") >= 1, 300, "a trial finished", driver)
+        tree = [psutil.Process(driver.pid), *psutil.Process(driver.pid).children(recursive=True)]
+        listening = set()
+        for process in tree:  # the driver, and every Ray process it started: GCS, raylet, agents, workers
+            with contextlib.suppress(psutil.Error):
+                listening |= {
+                    (c.laddr.ip, c.laddr.port, process.name())
+                    for c in process.net_connections(kind="tcp")
+                    if c.status == psutil.CONN_LISTEN
+                }
+    finally:
+        driver.send_signal(signal.SIGINT)
+        driver.wait(timeout=120)
+    assert {name for *_, name in listening} >= {"gcs_server", "raylet"}, listening
+    exposed = sorted(entry for entry in listening if entry[0] not in ("127.0.0.1", "::1", "::ffff:127.0.0.1"))
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+def mlflow_server(folder: Path, port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{folder}/server.db",
+            "--workers",
+            "1",
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 120
+    while subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/health"], capture_output=True).returncode:
+        assert time.time() < deadline and server.poll() is None, "mlflow server did not start"
+        time.sleep(1)
+    return server
+
+
+@pytest.mark.slow
+def test_a_tracking_server_away_too_long_stops_the_sweep_and_resume_writes_what_it_missed(tmp_path):
+    port = free_port()
+    server = mlflow_server(tmp_path, port)
+    args = ["sweep", LONG, "--tracking-uri", f"http://127.0.0.1:{port}", "--seeds", "1", "--trials", "3", "--quiet"]
+    driver = subprocess.Popen(
+        [str(BIN / "overfit"), *args, "--store-patience", "10"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for(lambda: finished_trials(tmp_path / "server.db") >= 1, 300, "a trial was recorded", driver)
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)  # the server is gone, for longer than the sweep waits
+        server.wait(timeout=30)
+    killed = time.time()
+    _, stderr = driver.communicate(timeout=300)
+    assert driver.returncode == 1 and time.time() - killed < 120, stderr
+    (line,) = [line for line in stderr.splitlines() if line.startswith("overfit:")]
+    assert "stayed unreachable for 10 s" in line and "--resume" in line
+    server = mlflow_server(tmp_path, port)  # back, with the same store
+    try:
+        done = overfit_cli(*args, "--resume", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    expected = len(ablation(get_case(LONG), seeds=1)) + 3
+    assert_one_run_per_trial(tmp_path / "server.db", tmp_path / "optuna.log", {"long_tiny_collapse": expected})
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--address", "127.0.0.1:9"), "no Ray cluster answers at '127.0.0.1:9'"),
-        (("--address", "nowhere"), "--address must be host:port"),
-        (("--tracking-uri", "http://127.0.0.1:9"), "tracking server 'http://127.0.0.1:9' is not reachable"),
-        (("--parts", "grid"), "--parts must be a subset of ['ablation', 'search'], got ['grid']"),
-        (("--seeds", "0"), "--seeds >= 1 must hold"),
+        (("--address", "127.0.0.1:9"), "--address must be a running Ray head node, got '127.0.0.1:9'"),
+        (("--address", "nowhere"), "--address must be HOST:PORT"),
+        (
+            ("--tracking-uri", "http://127.0.0.1:9"),
+            "must be a reachable MLflow tracking server, got 'http://127.0.0.1:9'",
+        ),
+        (("--parts", "grid"), "--parts must be a comma-separated subset of ['ablation', 'search'], got 'grid'"),
+        (("--seeds", "0"), "--seeds must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_sweep_input_fails_fast_in_one_line(tmp_path, capsys, monkeypatch, args, message):
