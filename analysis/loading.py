@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
+import tempfile
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,20 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.records import StoreError, check_journal, check_tracking_uri, open_journal
+from analysis.records import (
+    ARTIFACTS,
+    BASELINE_LABEL,
+    EPOCH_METRICS,
+    SUMMARY_METRICS,
+    SWEEP_METRICS,
+    StoreError,
+    Tag,
+    TrialSpec,
+    check_journal,
+    check_tracking_uri,
+    open_journal,
+    parse_value,
+)
 
 __all__ = [
     "TRIAL_COLUMNS",
@@ -77,6 +93,8 @@ class CaseSweep:
         study: the Optuna study of its search part.
         task_factors: factors that change what is memorised; never ranked as fixes.
         title: the case's one-line description.
+        settings: the sweep's settings, as its parent run's params (profile, seeds, trials, parts, seed, ...).
+        metrics: the parent run's summary metrics (``records.SWEEP_METRICS``), where the sweep logged them.
     """
 
     case: str
@@ -89,6 +107,8 @@ class CaseSweep:
     study: str | None = None
     task_factors: tuple[str, ...] = ()
     title: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +122,7 @@ class Sweep:
     cases: dict[str, CaseSweep]
     tracking_uri: str | None = None
     experiment: str | None = None
+    experiment_id: str | None = None
 
     def of(self, case: str) -> pd.DataFrame:
         """The trials of one case, with only that case's factors as factor columns."""
@@ -111,7 +132,7 @@ class Sweep:
         rows = self.trials[self.trials["case"] == case]
         return rows[TRIAL_COLUMNS + [f for f in info.factors if f in rows.columns]].reset_index(drop=True)
 
-    def curves(self, run_ids: Iterable[str], metric: str = "rel_error") -> pd.DataFrame:
+    def curves(self, run_ids: Iterable[str], metric: str = EPOCH_METRICS[0]) -> pd.DataFrame:
         """Per-epoch values of ``metric`` for the given trial runs: columns run_id, epoch, value (MLflow only)."""
         client = self._client()
         rows = [
@@ -122,13 +143,37 @@ class Sweep:
         return pd.DataFrame(rows, columns=["run_id", "epoch", "value"]).sort_values(["run_id", "epoch"])
 
     def artifact(self, run_id: str, name: str, folder: str | Path) -> Path | None:
-        """Downloads one artifact of a run (such as ``reconstructions.png``) into ``folder``; None if absent."""
+        """Downloads one artifact of a run (such as ``figures/curves.png``) into ``folder``; None if absent."""
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bar per image in reports
         client = self._client()
-        folder = str(Path(name).parent) if "/" in name else None
-        if name not in {a.path for a in client.list_artifacts(run_id, folder)}:
+        if name not in {a.path for a in client.list_artifacts(run_id, posixpath.dirname(name) or None)}:
             return None
         return Path(client.download_artifacts(run_id, name, str(folder)))
+
+    def samples(self, run_id: str) -> dict[str, Any] | None:
+        """The samples a trial logged (``records.ARTIFACTS["samples"]``) as a dict, or None; leaves no file behind."""
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        client = self._client()
+        name = ARTIFACTS["samples"]
+        if name not in {a.path for a in client.list_artifacts(run_id, posixpath.dirname(name) or None)}:
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            return json.loads(Path(client.download_artifacts(run_id, name, folder)).read_text())
+
+    def run_url(self, run_id: str) -> str | None:
+        """The run's page in the MLflow UI when the sweep was recorded on a tracking server, else None.
+
+        Credentials in the URI (``http://user:pass@host``) are left out: the link is for people to read. MLflow
+        3.17's UI shows its GenAI pages in a browser that never chose otherwise; the link asks for the classic ones.
+        """
+        if not self.tracking_uri or not self.tracking_uri.startswith(("http://", "https://")):
+            return None
+        parts = urllib.parse.urlsplit(self.tracking_uri)
+        host = parts.hostname or ""
+        netloc = f"[{host}]" if ":" in host else host
+        netloc += f":{parts.port}" if parts.port else ""
+        base = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        return f"{base}/#/experiments/{self.experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
     def _client(self):
         if self.tracking_uri is None:
@@ -163,21 +208,21 @@ def load_mlflow(
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
         raise AnalysisError(f"experiment must exist in {tracking_uri}, got {experiment!r}; experiments there: {names}")
-    parents = _search(client, found.experiment_id, "tags.`overfit.role` = 'sweep'")
+    parents = _search(client, found.experiment_id, f"tags.`{Tag.ROLE}` = 'sweep'")
     latest: dict[str, Any] = {}
     for run in sorted(parents, key=lambda r: (r.info.status == "FINISHED", r.info.start_time)):
         if sweep_id is None or run.info.run_id == sweep_id:
-            latest[run.data.tags.get("overfit.case", "")] = run  # finished ones last, newest last: they win
+            latest[run.data.tags.get(Tag.CASE, "")] = run  # finished ones last, newest last: they win
     wanted = list(cases) if cases else sorted(latest)
     if not latest:
         raise AnalysisError(f"experiment {experiment!r} in {tracking_uri} holds no overfit sweep: run `overfit sweep`")
     missing = [c for c in wanted if c not in latest]
     if missing:
         raise AnalysisError(f"case must be one of the swept {sorted(latest)}, got {missing[0]!r}")
-    children = _search(client, found.experiment_id, "tags.`overfit.role` = 'trial'")
+    children = _search(client, found.experiment_id, f"tags.`{Tag.ROLE}` = 'trial'")
     by_parent: dict[str, list[Any]] = {}
     for run in children:
-        by_parent.setdefault(run.data.tags.get("mlflow.parentRunId", ""), []).append(run)
+        by_parent.setdefault(run.data.tags.get(Tag.PARENT, ""), []).append(run)
     rows, infos = [], {}
     for case in wanted:
         parent = latest[case]
@@ -185,7 +230,7 @@ def load_mlflow(
         case_rows = [_mlflow_row(case, parent.info.run_id, run) for run in runs]
         infos[case] = _case_info(case, parent, case_rows)
         rows += case_rows
-    return Sweep(_frame(rows), infos, tracking_uri, experiment)
+    return Sweep(_frame(rows), infos, tracking_uri, experiment, found.experiment_id)
 
 
 def _search(client, experiment_id: str, filter_string: str) -> list[Any]:
@@ -203,17 +248,14 @@ def _mlflow_row(case: str, sweep_id: str, run) -> dict[str, Any]:
     params = {k: parse_value(v) for k, v in run.data.params.items()}
     row = {
         "case": case,
-        "part": tags.get("overfit.part", ""),
-        "label": tags.get("overfit.label", run.info.run_name),
+        "part": tags.get(Tag.PART, ""),
+        "label": tags.get(Tag.LABEL, run.info.run_name),
         "seed": params.get("seed"),
-        "outcome": tags.get("overfit.outcome", "error"),
-        "symptoms": tuple(s for s in tags.get("overfit.symptoms", "").split(",") if s),
-        "fixed": tags.get("overfit.fixed") == "true",
-        "pruned": tags.get("overfit.pruned") == "true",
-        "final_rel_error": metrics.get("final_rel_error", math.nan),
-        "best_rel_error": metrics.get("best_rel_error", math.nan),
-        "epochs": metrics.get("epochs", math.nan),
-        "seconds": metrics.get("seconds", math.nan),
+        "outcome": tags.get(Tag.OUTCOME, "error"),
+        "symptoms": tuple(s for s in tags.get(Tag.SYMPTOMS, "").split(",") if s),
+        "fixed": tags.get(Tag.FIXED) == "true",
+        "pruned": tags.get(Tag.PRUNED) == "true",
+        **{name: metrics.get(name, math.nan) for name in SUMMARY_METRICS if name in TRIAL_COLUMNS},
         "status": run.info.status,
         "run_id": run.info.run_id,
         "sweep_id": sweep_id,
@@ -224,26 +266,28 @@ def _mlflow_row(case: str, sweep_id: str, run) -> dict[str, Any]:
 
 def _case_info(case: str, parent, rows: list[dict[str, Any]]) -> CaseSweep:
     tags = parent.data.tags
-    baseline_row = next((r for r in rows if r["label"] == "baseline"), None)
-    if "overfit.baseline" in tags:
-        baseline = json.loads(tags["overfit.baseline"])
+    baseline_row = next((r for r in rows if r["label"] == BASELINE_LABEL), None)
+    if Tag.BASELINE in tags:
+        baseline = json.loads(tags[Tag.BASELINE])
     elif baseline_row is not None:  # sweeps recorded before the parent carried its baseline
         baseline = {k: v for k, v in baseline_row.items() if k not in TRIAL_COLUMNS}
     else:
         baseline = {}
-    factors = tags["overfit.factors"].split(",") if tags.get("overfit.factors") else list(baseline)
-    threshold = tags.get("overfit.threshold")
+    factors = tags[Tag.FACTORS].split(",") if tags.get(Tag.FACTORS) else list(baseline)
+    threshold = tags.get(Tag.THRESHOLD)
     return CaseSweep(
         case=case,
         sweep_id=parent.info.run_id,
         factors=factors,
         baseline=baseline,
-        fix=json.loads(tags.get("overfit.fix", "{}")),
+        fix=json.loads(tags.get(Tag.FIX, "{}")),
         threshold=float(threshold) if threshold else None,
         status=parent.info.status,
-        study=tags.get("overfit.study"),
-        task_factors=tuple(f for f in tags.get("overfit.task_factors", "").split(",") if f),
-        title=tags.get("overfit.title", ""),
+        study=tags.get(Tag.STUDY),
+        task_factors=tuple(f for f in tags.get(Tag.TASK_FACTORS, "").split(",") if f),
+        title=tags.get(Tag.TITLE, ""),
+        settings={k: parse_value(v) for k, v in sorted(parent.data.params.items())},
+        metrics={k: v for k, v in parent.data.metrics.items() if k in SWEEP_METRICS},
     )
 
 
@@ -351,12 +395,19 @@ def _ray_row(params: Mapping[str, Any], records: list[Mapping[str, Any]], final:
     summary = (final or {}).get("summary") or {}
     last = records[-1] if records else {}
     plan = params.get("plan")
-    factors = dict(plan["overrides"]) if plan else {k: v for k, v in params.items() if k not in _RAY_KEYS}
+    if "overrides" in params:  # a TrialSpec's config (records.py)
+        spec = TrialSpec.from_config(dict(params))
+        label, seed, factors = spec.label, spec.seed, dict(spec.overrides)
+    elif plan:  # sweeps recorded before the TrialSpec
+        label, seed, factors = plan["label"], plan["seed"], dict(plan["overrides"])
+    else:
+        label, seed = f"search trial {last.get('trial_id', '?')}", params.get("seed")
+        factors = {k: v for k, v in params.items() if k not in _RAY_KEYS}
     return {
         "case": params.get("case", ""),
         "part": params.get("part", ""),
-        "label": plan["label"] if plan else f"search trial {last.get('trial_id', '?')}",
-        "seed": plan["seed"] if plan else params.get("seed"),
+        "label": label,
+        "seed": seed,
         "outcome": summary.get("outcome", "stopped" if final is None else "error"),
         "symptoms": tuple(s if isinstance(s, str) else s.get("name", "") for s in summary.get("symptoms", [])),
         "fixed": bool(summary.get("fixed", False)),
@@ -376,20 +427,6 @@ _RAY_KEYS = {"case", "part", "profile", "threads", "seed", "plan"}
 
 
 # ---- shared ----------------------------------------------------------------------------------------------
-
-
-def parse_value(text: str) -> Any:
-    """An MLflow param (always text) back to the value the sweep logged: bool, None, int, float or str."""
-    if text in ("True", "False"):
-        return text == "True"
-    if text == "None":
-        return None
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _float(value: Any) -> float:

@@ -23,7 +23,7 @@ went non-finite are infeasible: worse than any finite error.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -65,6 +65,8 @@ class CaseRanking:
         trials: how many trials the sweep recorded.
         documented_fix: the fix documented for the case (empty for a case without one).
         note: a sentence on what limits the ranking (no fixed trial, no search), or "".
+        baseline: the failing baseline's value of every factor.
+        task_factors: the factors that change what is memorised (never ranked, never shown as fixes).
     """
 
     case: str
@@ -77,6 +79,8 @@ class CaseRanking:
     trials: int
     documented_fix: dict[str, Any]
     note: str = ""
+    baseline: dict[str, Any] = field(default_factory=dict)
+    task_factors: tuple[str, ...] = ()
 
     def top(self, count: int = 2) -> list[str]:
         """The ``count`` best-ranked factors."""
@@ -137,6 +141,8 @@ def rank_case(trials: pd.DataFrame, info: CaseSweep, distributions: dict | None 
         trials=len(trials),
         documented_fix=dict(info.fix),
         note=_note(info, trials, fixed, importance),
+        baseline=dict(info.baseline),
+        task_factors=task,
     )
 
 

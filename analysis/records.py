@@ -129,7 +129,10 @@ SWEEP_METRICS = ("trials", "fixed", "pruned", "errors", "baseline_rel_error", "b
 ARTIFACTS = {
     "curves": "figures/curves.png",  # a trial's relative error per epoch
     "reconstructions": "figures/reconstructions.png",  # a few inputs, targets and outputs side by side
-    "samples": "samples.json",  # the same samples as numbers, for the report and the notebook to redraw
+    # The same samples as numbers, for the report and the notebook to redraw with analysis.figures:
+    # {"input", "target", "output": nested lists of shape (count, *sample_shape) in data units,
+    #  "time_dim": the case's Case.time_dim (which axis of the batch is time)}
+    "samples": "samples.json",
     "comparison": "figures/baseline_vs_best.png",  # on a parent run: the baseline against the ranked fixes
 }
 

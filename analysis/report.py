@@ -1,9 +1,15 @@
-"""Rankings as text (``overfit rank``) and as a Markdown + HTML report with figures (``overfit report``).
+"""Rankings as text (``overfit rank``) and as a report with figures (``overfit report --out DIR``).
 
-The report folder holds ``report.md``, ``report.html`` (the same content, images beside them) and per case
-``{case}-effects.png`` (each single change against the baseline), ``{case}-curves.png`` (baseline against
-the best fixes) and, where the sweep logged them, ``{case}-{trial}-reconstructions.png`` (inputs beside
-their reconstructions).
+The report is rendered from jinja2 templates (``analysis/templates/report.html.j2`` and ``report.md.j2``) over the
+figure functions of :mod:`analysis.figures`, rather than from the executed notebook through nbconvert: it is a
+command that works where only the core dependencies are installed (no Jupyter, no kernel to start, seconds instead
+of the tens a kernel and its imports take), and its structure (contents, anchors, sweep settings, links to the
+MLflow runs) is written once as a page instead of being faked through cell outputs. The notebook stays the place to
+explore; both draw with :mod:`analysis.figures`, so they cannot disagree.
+
+``DIR`` receives ``report.html``, ``report.md`` (the same content) and the figures they show, nothing else: names
+come from the stored case names and trial labels made safe (letters, digits, ``_``, ``.`` and ``-``), and every path is
+checked to stay inside ``DIR``, whatever the store holds.
 """
 
 from __future__ import annotations
@@ -11,27 +17,40 @@ from __future__ import annotations
 import html
 import math
 import re
+import shutil
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+from matplotlib.figure import Figure
 
 from analysis.changes import show, show_error
+from analysis.figures import comparison_trials, curves_figure, effects_figure, reconstruction_figure
 from analysis.loading import Sweep
-from analysis.plots import best_fixes, curves_figure, effects_figure
 from analysis.ranking import CaseRanking
 from analysis.records import ARTIFACTS
 
 __all__ = ["format_ranking", "write_report"]
 
-_TABLE = {
-    "rank": "#",
-    "factor": "factor",
-    "change": "best change",
-    "score": "score",
-    "explanation": "why",
-}
+TITLE = "Which change fixed each failure"
+INTRO = (
+    "A trial is fixed when its final relative error (MSE over the target's variance; 1 means no better than "
+    "predicting the mean) is under the case's threshold. Factors are ranked by: fixing it alone in the ablation "
+    "(weight 2), belonging to a smallest fixing set of changes (1), importance over the Optuna search (1), and how "
+    "far their best single change moved the error toward the threshold (0.5)."
+)
+CURVES = (
+    "Relative error per epoch (MSE over the target's variance; 1 is no better than predicting the mean, the dotted "
+    "line) of the baseline, the documented fix and the best smallest fixes: the trials the ranking names. The dashed "
+    "green line is the threshold under which a trial counts as fixed; a trial that ran off the scale is drawn in the "
+    "grey band at the top, marked with a triangle where it left."
+)
+SETTINGS_ORDER = ("profile", "seeds", "trials", "parts", "seed", "prune", "deterministic")
+"""The sweep settings shown first; any other param of the parent run follows, sorted."""
 
 
 def format_ranking(ranking: CaseRanking) -> str:
@@ -52,145 +71,200 @@ def format_ranking(ranking: CaseRanking) -> str:
     return "\n".join(lines)
 
 
-def write_report(sweep: Sweep, rankings: dict[str, CaseRanking], out: str | Path) -> Path:
-    """Writes report.md and report.html with their figures into ``out``; returns the HTML's path."""
+def write_report(sweep: Sweep, rankings: Mapping[str, CaseRanking], out: str | Path) -> Path:
+    """Writes report.html and report.md with their figures into ``out``; returns the HTML's path.
+
+    Example:
+        >>> sweep = load_mlflow("sqlite:///mlflow.db")                          # doctest: +SKIP
+        >>> write_report(sweep, rank(sweep), "report")                          # doctest: +SKIP
+        PosixPath('report/report.html')
+    """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    sections = [_header(sweep, rankings)]
-    sections += [_case_section(sweep, ranking, folder) for ranking in rankings.values()]
-    markdown = "\n\n".join(sections) + "\n"
-    (folder / "report.md").write_text(markdown)
-    page = folder / "report.html"
-    page.write_text(_html(markdown, title="overfit: which change fixed each failure"))
-    return page
+    files = _Files(folder)
+    cases = [_case(sweep, ranking, files) for ranking in rankings.values()]
+    keys = {key for case in cases for key in case["settings"]}
+    names = [k for k in SETTINGS_ORDER if k in keys] + sorted(keys - set(SETTINGS_ORDER))
+    context = {
+        "title": TITLE,
+        "intro": INTRO,
+        "curves_text": CURVES,
+        "tracking_uri": _without_credentials(sweep.tracking_uri or "-"),
+        "experiment": sweep.experiment or "-",
+        "cases": cases,
+        "settings": [{"name": k, "values": [case["settings"].get(k, "-") for case in cases]} for k in names],
+    }
+    templates = _templates()
+    files.write_text("report.md", templates.get_template("report.md.j2").render(context))
+    return files.write_text("report.html", templates.get_template("report.html.j2").render(context))
 
 
-def _header(sweep: Sweep, rankings: dict[str, CaseRanking]) -> str:
-    lines = [
-        "# Which change fixed each failure",
-        "",
-        f"Sweep records: `{sweep.tracking_uri}`, experiment `{sweep.experiment}`. A trial is *fixed* when its final "
-        "relative error (MSE over the target's variance; 1 means no better than predicting the mean) is under the "
-        "case's threshold. Factors are ranked by: fixing it alone in the ablation (weight 2), belonging to a "
-        "smallest fixing set of changes (1), importance over the Optuna search (1), and how far their best "
-        "single change moved the error toward the threshold (0.5).",
-        "",
-        "| case | trials | fixed | top factors | documented fix |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for case, ranking in rankings.items():
-        fix = ", ".join(f"{k}={show(v)}" for k, v in ranking.documented_fix.items()) or "-"
-        lines.append(f"| {case} | {ranking.trials} | {ranking.fixed_trials} | {', '.join(ranking.top(2))} | {fix} |")
-    return "\n".join(lines)
-
-
-def _case_section(sweep: Sweep, ranking: CaseRanking, folder: Path) -> str:
-    case = ranking.case
-    info = sweep.cases[case]
-    parts = [f"## {case}", ""]
-    if info.title:
-        parts += [f"*{info.title}*", ""]
-    parts += [
-        f"{ranking.trials} trials, {ranking.fixed_trials} fixed; the baseline's relative error is "
-        f"{show_error(ranking.baseline_error)} (threshold {info.threshold}). MLflow parent run `{info.sweep_id}`.",
-        "",
-    ]
-    if ranking.note:
-        parts += [f"> {ranking.note}", ""]
-    parts += [_markdown_table(ranking.table.rename(columns=_TABLE)[list(_TABLE.values())]), ""]
-    if ranking.minimal_fixes:
-        parts += ["Smallest sets of changes that fixed it:", ""]
-        parts += [
-            f"- {fix} ({fix.trials} trial{'s' if fix.trials > 1 else ''}; best relative error {show_error(fix.error)}, "
-            f"{fix.label})"
+def _case(sweep: Sweep, ranking: CaseRanking, files: _Files) -> dict[str, Any]:
+    """What the templates show of one case; draws and saves its figures."""
+    case, info = ranking.case, sweep.cases[ranking.case]
+    slug = files.slug(case)
+    fix = ", ".join(f"{k}={show(v)}" for k, v in ranking.documented_fix.items())
+    ranked = ranking.table.dropna(subset=["rank"])
+    fix_ranks = [int(r) for f, r in zip(ranked["factor"], ranked["rank"], strict=True) if f in ranking.documented_fix]
+    view: dict[str, Any] = {
+        "name": case,
+        "anchor": slug,
+        "title": info.title,
+        "trials": ranking.trials,
+        "fixed": ranking.fixed_trials,
+        "top": ", ".join(ranking.top(2)) or "-",
+        "fix": fix or "-",
+        "fix_rank": ", ".join(map(str, sorted(fix_ranks))) or "-",
+        "baseline_error": show_error(ranking.baseline_error),
+        "threshold": f"{info.threshold:g}" if info.threshold else "-",
+        "parent": _run(sweep, info.sweep_id),
+        "note": ranking.note,
+        "settings": {k: show(v) for k, v in info.settings.items() if not (k == "case_ref" and v == case)},
+        "ranking": [
+            {
+                "rank": "-" if pd.isna(row.rank) else int(row.rank),
+                "factor": row.factor,
+                "change": row.change,
+                "score": f"{row.score:.2f}",
+                "explanation": row.explanation,
+            }
+            for row in ranking.table.itertuples()
+        ],
+        "fixes": [
+            {
+                "changes": str(fix),
+                "trials": fix.trials,
+                "error": show_error(fix.error),
+                "trial": _best_trial(fix.label, str(fix)),
+            }
             for fix in ranking.minimal_fixes
-        ]
-        parts.append("")
-    parts += [_figure(effects_figure(ranking, info.threshold), folder / f"{case}-effects.png", "one change at a time")]
-    if sweep.tracking_uri:
-        parts.append(_figure(curves_figure(sweep, ranking), folder / f"{case}-curves.png", "loss curves"))
-        for row in best_fixes(ranking, sweep.of(case)).itertuples():
-            name = f"{case}-{_slug(str(row.label))}-reconstructions.png"
-            downloaded = sweep.artifact(row.run_id, ARTIFACTS["reconstructions"], folder / ".artifacts" / row.run_id)
-            if downloaded is not None:
-                downloaded.replace(folder / name)
-                parts.append(f"![{row.label}: inputs beside reconstructions]({name})")
-    return "\n".join(parts)
+        ],
+        "effects": files.save(effects_figure(ranking, info.threshold), slug, "effects"),
+        "curves": None,
+        "comparison": [],
+    }
+    if not sweep.tracking_uri:  # per-epoch curves and samples live in MLflow only
+        return view
+    chosen = comparison_trials(ranking, sweep.of(case))
+    history = sweep.curves(chosen["run_id"])
+    curves = {
+        legend: list(zip(points["epoch"], points["value"], strict=True))
+        for legend, run_id in zip(chosen["legend"], chosen["run_id"], strict=True)
+        if len(points := history[history["run_id"] == run_id])
+    }
+    if curves:
+        title = f"{case}: the baseline against the fixes"
+        view["curves"] = files.save(curves_figure(curves, threshold=info.threshold, title=title), slug, "curves")
+    for index, row in enumerate(chosen.itertuples()):
+        view["comparison"].append(
+            {
+                "role": row.role,
+                "label": row.legend,
+                "seed": row.seed,
+                "outcome": row.outcome,
+                "error": show_error(row.final_rel_error),
+                "run": _run(sweep, row.run_id),
+                "image": _reconstructions(sweep, row, f"{case}: {row.legend}", files, slug, f"{index}-{row.label}"),
+            }
+        )
+    return view
 
 
-def _figure(figure: plt.Figure, path: Path, alt: str) -> str:
-    figure.savefig(path, dpi=90)
-    plt.close(figure)
-    return f"![{alt}]({path.name})"
+def _best_trial(label: str, changes: str) -> str:
+    """The best trial's name when it says more than the changes: ``search 3``, not ``lr=0.01`` twice."""
+    if label.removeprefix("fix: ") == changes.replace(" + ", " "):
+        return ""
+    return "best: " + (label.split(":")[0] if label.startswith("search") else label)
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
+def _reconstructions(sweep: Sweep, row: Any, title: str, files: _Files, *name: str) -> str | None:
+    """The trial's samples drawn again (its ``samples.json``), or its logged figure when it has no samples."""
+    run_id = row.run_id
+    samples = sweep.samples(run_id)
+    if samples is not None:
+        figure = reconstruction_figure(samples, time_dim=int(samples.get("time_dim", -1)), title=title)
+        return files.save(figure, *name, "reconstructions")
+    for stored in (ARTIFACTS["reconstructions"], "reconstructions.png"):  # sweeps recorded before samples.json
+        with tempfile.TemporaryDirectory() as scratch:
+            image = sweep.artifact(run_id, stored, scratch)
+            if image is not None:
+                return files.copy(image, *name, "reconstructions")
+    return None
 
 
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+def _run(sweep: Sweep, run_id: str) -> dict[str, str | None]:
+    return {"id": run_id, "url": sweep.run_url(run_id)}
+
+
+class _Files:
+    """The report's folder: every name made safe and unique, every path checked to stay inside it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder.resolve()
+        self.used: set[str] = set()
+
+    def slug(self, text: str) -> str:
+        """Letters, digits, ``_``, ``.`` and ``-`` only, none leading: no ``/``, nothing hidden."""
+        return re.sub(r"(?:[^A-Za-z0-9_.]|\.{2,})+", "-", text).strip("-_.").lower() or "x"
+
+    def path(self, *parts: str, suffix: str = ".png") -> Path:
+        stem = "-".join(self.slug(p) for p in parts)[:120]
+        name, n = stem + suffix, 1
+        while name in self.used:
+            n += 1
+            name = f"{stem}-{n}{suffix}"
+        self.used.add(name)
+        path = (self.folder / name).resolve()
+        if path.parent != self.folder:  # cannot happen with slugs; a guard that it never does
+            raise ValueError(f"report files must stay inside {self.folder}, got {path}")
+        return path
+
+    def save(self, figure: Figure, *parts: str) -> str:
+        path = self.path(*parts)
+        figure.savefig(path, dpi=90)
+        return path.name
+
+    def copy(self, source: Path, *parts: str) -> str:
+        path = self.path(*parts, suffix=source.suffix or ".png")
+        shutil.copyfile(source, path)
+        return path.name
+
+    def write_text(self, name: str, text: str) -> Path:
+        path = self.folder / name
+        path.write_text(text)
+        return path
+
+
+def _templates() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("analysis", "templates"),
+        autoescape=select_autoescape(["html.j2"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["md"] = _markdown_text
+    environment.globals["run_link"] = _html_run
+    environment.globals["md_run"] = _markdown_run
+    return environment
+
+
+def _html_run(run: Mapping[str, str | None]) -> Markup:
+    code = Markup("<code>{}</code>").format(run["id"])
+    return Markup('<a href="{}">{}</a>').format(run["url"], code) if run["url"] else code
+
+
+def _markdown_run(run: Mapping[str, str | None]) -> str:
+    return f"[`{run['id']}`]({run['url']})" if run["url"] else f"`{run['id']}`"
+
+
+def _markdown_text(value: Any) -> str:
+    """Text for a Markdown line or table cell: no raw HTML, no cell breaks, no line breaks."""
+    if isinstance(value, float) and math.isnan(value):
         return "-"
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return str(value).replace("|", "\\|")
+    return html.escape(str(value), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
-def _html(markdown: str, title: str) -> str:
-    """The report's Markdown as HTML: headings, paragraphs, lists, tables and images are all it uses."""
-    body, table, items = [], [], []
-
-    def flush() -> None:
-        if table:
-            head, *rest = table
-            body.append("<table><thead><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr></thead><tbody>")
-            body.extend("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rest)
-            body.append("</tbody></table>")
-            table.clear()
-        if items:
-            body.append("<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>")
-            items.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("| "):
-            cells = [_inline(c.strip().replace("\\|", "|")) for c in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
-            if not all(set(c) <= {"-"} for c in cells):
-                table.append(cells)
-            continue
-        if line.startswith("- "):
-            items.append(_inline(line[2:]))
-            continue
-        flush()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
-        elif line.startswith("!["):
-            alt, src = re.match(r"!\[(.*)\]\((.*)\)", line).groups()
-            body.append(f'<p><img src="{html.escape(src)}" alt="{html.escape(alt)}"></p>')
-        elif line.startswith("> "):
-            body.append(f"<blockquote>{_inline(line[2:])}</blockquote>")
-        elif line.strip():
-            body.append(f"<p>{_inline(line)}</p>")
-    flush()
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;line-height:1.45}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;"
-        "vertical-align:top}th{background:#f3f3f3}img{max-width:100%}blockquote{color:#8a4b00}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
-    )
-
-
-def _inline(text: str) -> str:
-    escaped = html.escape(text)
-    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
-    return re.sub(r"\*([^*]+)\*", r"<em>\1</em>", escaped)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+def _without_credentials(uri: str) -> str:
+    return re.sub(r"//[^/@]*@", "//", uri)

@@ -1,12 +1,17 @@
-"""Hand-made sweeps for the analysis tests: trial frames and MLflow records written without training."""
+"""Hand-made sweeps for the analysis tests: trial frames, and MLflow records (through the sweep's own recording path)
+and Optuna journals written without training."""
 
 from __future__ import annotations
 
+import base64
+import io
+import math
 from typing import Any
 
 import pandas as pd
 
 from analysis import TRIAL_COLUMNS, CaseSweep
+from analysis.records import BASELINE_LABEL, TrialSpec, open_journal
 
 BASELINE = {"activation": "relu", "lr": 1e-3, "hidden_size": 8, "batch_size": 16}
 FACTORS = list(BASELINE)
@@ -67,23 +72,43 @@ def ablation_of_a_dying_relu(seeds: int = 2) -> list[dict[str, Any]]:
     return rows
 
 
-def record_sweep(tracking_uri: str, results: list[tuple[str, str, dict[str, Any], int, float]]) -> str:
+SETTINGS = {"profile": "quick", "seeds": 1, "trials": 1, "parts": "ablation,search", "seed": 0, "prune": True}
+"""The parent run's params: the sweep's settings."""
+
+
+def samples(error: float, count: int = 2, width: int = 8) -> dict[str, Any]:
+    """What a trial logs as ``samples.json``: inputs, targets and outputs in data units, the output ``error`` away."""
+    rows = [[math.sin(i + 3 * k) for i in range(width)] for k in range(count)]
+    mean = sum(map(sum, rows)) / (count * width)
+    output = [[mean + (1 - error) * (v - mean) for v in row] for row in rows]
+    return {"input": rows, "target": rows, "output": output, "time_dim": -1}
+
+
+def tiny_case(name: str = "tiny_collapse") -> Any:
+    """The tiny test case (tests/sweep_case.py), recorded under ``name``."""
+    from tests.sweep_case import TinyCollapse
+
+    return type("Recorded", (TinyCollapse,), {"name": name})()
+
+
+def record_sweep(
+    tracking_uri: str, results: list[tuple[str, str, dict[str, Any], int, float]], case: Any = None
+) -> str:
     """Writes one sweep of the tiny test case to MLflow through the sweep's own recording path, without training.
 
     ``results`` holds (label, part, overrides, seed, final relative error) per trial (a search trial's label is
     its own: ``search N: ...``); a trial is fixed under the case's threshold and its relative error falls linearly
-    to that value over 10 epochs. The baseline carries figures and samples. Returns the parent run.
+    to that value over 10 epochs. The baseline and every fixed trial carry ``samples.json``, the baseline its
+    figures too. ``case`` is :func:`tiny_case` by default. Returns the parent run.
     """
     from analysis.figures import curves_figure, reconstruction_figure
-    from analysis.records import TrialSpec
     from search.engine.recording import TrialRecord, trial_entry
     from search.engine.sweep import sweep_tags
     from search.engine.tracking import Recorder
-    from tests.sweep_case import TinyCollapse
 
-    case = TinyCollapse()
+    case = case or tiny_case()
     recorder = Recorder(tracking_uri, "overfit")
-    parent = recorder.start_sweep(case.name, {"profile": "quick", "seeds": 1, "trials": 0}, sweep_tags(case, "test"))
+    parent = recorder.start_sweep(case.name, SETTINGS, sweep_tags(case, "test"))
     searched = 0
     for _label, part, overrides, seed, error in results:
         number = searched if part == "search" else None
@@ -102,26 +127,22 @@ def record_sweep(tracking_uri: str, results: list[tuple[str, str, dict[str, Any]
             "seconds": 0.5,
             "history": history,
         }
-        if spec.label == "baseline":
-            record.summary["samples"] = {"input": [[0.0, 1.0, 0.0]], "target": [[0.0, 1.0, 0.0]], "output": [[0.3] * 3]}
+        logged = {**samples(error), "time_dim": case.time_dim} if fixed or spec.label == BASELINE_LABEL else None
+        if spec.label == BASELINE_LABEL:  # drawing is slow: the baseline's figures are enough to read back
+            points = [(r["epoch"], r["rel_error"]) for r in history]
             record.figures = {
-                "curves": _png(curves_figure({"baseline": [(1, 1.0), (10, error)]}, title="baseline")),
-                "reconstructions": _png(reconstruction_figure(record.summary["samples"], title="baseline")),
+                "curves": _png(curves_figure({spec.label: points}, threshold=case.threshold, title=spec.label)),
+                "reconstructions": _png(reconstruction_figure(logged, title=spec.label)),
             }
-        recorder.write_trial(parent, {**trial_entry(record, case, 10), "figures": record.figures})
+        entry = {**trial_entry(record, case, 10), "figures": record.figures, "samples": logged}
+        recorder.write_trial(parent, entry)
     recorder.end_sweep(parent)
     return parent
 
 
 def _png(figure: Any) -> str:
-    import base64
-    import io
-
-    import matplotlib.pyplot as plt
-
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    plt.close(figure)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -131,3 +152,14 @@ TINY_RESULTS = [
     ("activation=tanh", "ablation", {"activation": "tanh"}, 0, 0.98),
     ("search 0: lr=0.05 activation=tanh", "search", {"lr": 0.05, "activation": "tanh"}, 0, 0.02),
 ]
+
+
+def record_journal(path: str, study: str, trials: int = 2) -> None:
+    """An Optuna journal holding one study of ``trials`` finished trials over the tiny case's lr."""
+    import optuna
+
+    created = optuna.create_study(study_name=study, storage=open_journal(path))
+    created.set_user_attr("case", study.rsplit("-", 1)[0])
+    for number in range(trials):
+        trial = created.ask({"lr": optuna.distributions.FloatDistribution(1e-6, 1e-1, log=True)})
+        created.tell(trial, 1.0 / (number + 1))

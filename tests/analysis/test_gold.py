@@ -80,4 +80,5 @@ def test_notebook_runs_on_a_real_kernel(quick_sweep: Path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert all(name in html for name in CASES)  # the summary table names every case
-    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3 * len(CASES)  # effects, curves, pictures
+    # effects and curves per case; reconstructions too where the sweep logged samples.json
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2 * len(CASES)

@@ -13,7 +13,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 from analysis import TRIAL_COLUMNS, AnalysisError, load_mlflow, load_optuna, load_ray_results
-from tests.analysis.handmade import TINY_RESULTS, record_sweep
+from tests.analysis.handmade import TINY_RESULTS, record_sweep, samples
 
 
 @pytest.fixture
@@ -47,8 +47,11 @@ def test_curves_and_artifacts_come_from_mlflow(store: str, tmp_path: Path):
     baseline = sweep.trials.set_index("label").loc["baseline", "run_id"]
     curves = sweep.curves([baseline])
     assert list(curves["epoch"]) == list(range(1, 11)) and curves["value"].iloc[0] == pytest.approx(1.0)
+    assert sweep.samples(baseline)["target"] == samples(1.0)["target"]
     assert sweep.artifact(baseline, "figures/curves.png", tmp_path / "a").stat().st_size > 1000
     assert sweep.artifact(baseline, "missing.png", tmp_path / "a") is None
+    activation = sweep.trials.set_index("label").loc["activation=tanh", "run_id"]
+    assert sweep.samples(activation) is None  # neither fixed nor the baseline: no samples logged
 
 
 def test_a_missing_store_is_an_error_and_is_not_created(tmp_path: Path):
@@ -148,7 +151,7 @@ def test_a_corrupt_or_missing_ray_folder_is_an_error_naming_the_file(tmp_path: P
 
 def test_analysis_imports_nothing_from_the_training_code():
     code = (
-        "import sys, analysis, analysis.report, analysis.plots; "
+        "import sys, analysis, analysis.report, analysis.figures, analysis.stores; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('search', 'spaces', 'torch', 'ray')))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

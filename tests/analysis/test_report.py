@@ -10,25 +10,63 @@ import pytest
 from analysis import load_mlflow, rank
 from analysis.report import format_ranking, write_report
 from search.cli import main
-from tests.analysis.handmade import TINY_RESULTS, record_sweep
+from tests.analysis.handmade import TINY_RESULTS, record_sweep, tiny_case
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> str:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    record_sweep(uri, TINY_RESULTS)
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One store for the module: the tests only read it (a new MLflow store takes seconds to create)."""
+    folder = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # where MLflow puts the store's artifacts
+        record_sweep(uri, TINY_RESULTS)
     return uri
 
 
-def test_report_writes_markdown_html_and_figures(store: str, tmp_path: Path):
+def test_report_writes_html_markdown_and_figures_and_nothing_else(store: str, tmp_path: Path):
     sweep = load_mlflow(store)
     page = write_report(sweep, rank(sweep), tmp_path / "report")
     names = {p.name for p in page.parent.iterdir()}
-    assert {"report.md", "report.html", "tiny_collapse-effects.png", "tiny_collapse-curves.png"} <= names
-    assert "tiny_collapse-baseline-reconstructions.png" in names
+    assert names == {
+        "report.md",
+        "report.html",
+        "tiny_collapse-effects.png",
+        "tiny_collapse-curves.png",
+        "tiny_collapse-0-baseline-reconstructions.png",  # drawn again from the trial's samples.json
+        "tiny_collapse-1-lr-0.01-reconstructions.png",
+    }
     html = page.read_text()
-    assert "<table>" in html and '<img src="tiny_collapse-curves.png"' in html
-    assert "lr 1e-06→0.01 alone fixes it in 1/1 seeds" in (page.parent / "report.md").read_text()
+    assert '<a href="#tiny_collapse">tiny_collapse</a>' in html  # the contents list
+    assert "<tr><td>profile</td><td>quick</td></tr>" in html and "<td>ablation,search</td>" in html  # settings
+    assert '<h3 id="tiny_collapse-curves">Loss curves</h3>' in html and "Relative error per epoch" in html
+    assert "<h4>lr=0.01 (documented fix)</h4>" in html and "<h4>baseline</h4>" in html
+    markdown = (page.parent / "report.md").read_text()
+    assert "lr 1e-06→0.01 alone fixes it in 1/1 seeds" in markdown
+    assert "- lr=0.01: 1 trial, best relative error 0.01\n" in markdown  # the label is not repeated
+
+
+def test_runs_link_to_a_tracking_server_without_its_credentials(store: str):
+    sweep = load_mlflow(store)
+    sweep.tracking_uri = "http://user:secret@127.0.0.1:5000/"
+    page = f"http://127.0.0.1:5000/#/experiments/{sweep.experiment_id}/runs/abc?workflowType=machine_learning"
+    assert sweep.run_url("abc") == page
+    sweep.tracking_uri = "sqlite:///mlflow.db"
+    assert sweep.run_url("abc") is None
+
+
+def test_stored_names_cannot_write_outside_the_report_folder(tmp_path: Path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    record_sweep(uri, TINY_RESULTS, case=tiny_case("../evil"))
+    record_sweep(uri, TINY_RESULTS, case=tiny_case("<b>/../../x"))
+    sweep = load_mlflow(uri)
+    out = tmp_path / "deep" / "report"
+    before = set(tmp_path.rglob("*"))
+    page = write_report(sweep, rank(sweep), out)
+    written = sorted(p.relative_to(tmp_path) for p in set(tmp_path.rglob("*")) - before if p.is_file())
+    assert written and all(p.parts[:2] == ("deep", "report") for p in written), written
+    assert {p.name for p in out.iterdir()} >= {"evil-effects.png", "b-x-effects.png"}
+    assert "&lt;b&gt;/../../x" in page.read_text() and "<b>" not in page.read_text()
 
 
 def test_rank_prints_one_block_per_case(store: str, capsys):
