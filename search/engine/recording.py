@@ -21,6 +21,7 @@ from typing import Any
 from ray.tune import Callback
 
 from analysis.records import Tag, TrialSpec
+from search.engine.tracking import source_tags
 from search.trainer.metrics import Epoch
 from search.trainer.symptoms import detect, outcome
 from spaces import Case
@@ -82,6 +83,7 @@ def trial_entry(record: TrialRecord, case: Case, budget: int) -> dict[str, Any]:
     pruned = record.pruned_by is not None
     tags = {
         **spec.tags(),
+        **source_tags(case),
         Tag.OUTCOME: str(summary.get("outcome", "error")),
         Tag.FIXED: str(bool(summary.get("fixed"))).lower(),
         Tag.PRUNED: str(pruned).lower(),
@@ -114,7 +116,9 @@ def trial_entry(record: TrialRecord, case: Case, budget: int) -> dict[str, Any]:
             "actor_seconds": summary.get("actor_seconds"),
         },
         "history": summary.get("history") or record.epochs,
-        "samples": summary.get("samples") if record.figures else None,
+        "samples": {**summary["samples"], "time_dim": case.time_dim}
+        if record.figures and summary.get("samples")
+        else None,
         "status": "FAILED" if summary.get("outcome") == "error" else "FINISHED",
         "started": record.started,
         "ended": record.ended,

@@ -40,10 +40,7 @@ def write_summary(recorder: Any, run: Any, options: Any) -> None:
         tags[Tag.NOTE] = ranking_markdown(ranking, run.case.title, run.case.threshold)
         chosen = comparison_trials(ranking, sweep.of(case))
         history = sweep.curves(chosen["run_id"])
-        curves = {
-            str(row.label): list(zip(*_points(history, row.run_id), strict=True))
-            for row in chosen.itertuples()
-        }
+        curves = {row.legend: list(zip(*_points(history, row.run_id), strict=True)) for row in chosen.itertuples()}
         figure = curves_figure(curves, threshold=run.case.threshold, title=f"{case}: the baseline against its fixes")
         recorder.log_figure(run.parent_id, figure, "comparison")
         plt.close(figure)

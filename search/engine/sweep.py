@@ -38,7 +38,7 @@ from search.engine.progress import Progress
 from search.engine.pruning import CollapsePruner
 from search.engine.recording import TrialLog
 from search.engine.searcher import CaseSearch
-from search.engine.tracking import FAILED, FINISHED, KILLED, Recorder, StoreUnavailable, Writer
+from search.engine.tracking import FAILED, FINISHED, KILLED, Recorder, StoreUnavailable, Writer, source_tags
 from search.engine.trainable import draw_figures, report_every
 from spaces import Case, get_case
 
@@ -194,6 +194,8 @@ class _Sweep:
             dataset=_dataset(case, options.profile),
             summarise=self._summarise,
         )
+        if parent is None and run.dataset is not None:
+            self.recorder.client.log_inputs(parent_id, datasets=[run.dataset])
         if parent is not None:
             run.done = self._settle(run, study, options)
             self.display.note(f"{case.name}: resuming sweep {parent_id[:8]} ({len(run.done)} trials already finished)")
@@ -442,6 +444,7 @@ def sweep_tags(case: Case, sweep_id: str) -> dict[str, str]:
     baseline = case.config()
     fix = {k: v for k, v in case.config(case.fix).items() if v != baseline[k]}
     return {
+        **source_tags(case),
         Tag.SWEEP: sweep_id,
         Tag.TITLE: case.title,
         Tag.FACTORS: ",".join(case.space),

@@ -15,6 +15,7 @@ that fails midway is replaced whole on its retry.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import os
@@ -33,7 +34,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_de
 
 from analysis.records import ARTIFACTS, EPOCH_METRICS, EXPERIMENT_KIND, Tag
 
-__all__ = ["Recorder", "StoreUnavailable", "Writer"]
+__all__ = ["Recorder", "StoreUnavailable", "Writer", "source_tags"]
 
 _BATCH = 900  # MLflow takes at most 1000 metrics per log_batch
 FINISHED, FAILED, KILLED, RUNNING = "FINISHED", "FAILED", "KILLED", "RUNNING"
@@ -55,10 +56,17 @@ class Recorder:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = tracking_uri
         found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        self.experiment_id = found.experiment_id if found else self._create(experiment)
         if found is None or found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
             self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND)
             self.client.set_experiment_tag(self.experiment_id, Tag.NOTE, _EXPERIMENT_NOTE)
+
+    def _create(self, experiment: str) -> str:
+        """A new experiment; on a sqlite store its artifacts live beside the store, not in the working folder."""
+        location = None
+        if self.tracking_uri.startswith("sqlite:///"):
+            location = (Path(self.tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
+        return self.client.create_experiment(experiment, artifact_location=location)
 
     # ---- parent runs ----
 
@@ -168,6 +176,19 @@ class Recorder:
                 path = Path(folder) / ARTIFACTS["samples"]
                 path.write_text(json.dumps(samples))
                 self.client.log_artifact(run_id, str(path))
+
+
+def source_tags(case: Any) -> dict[str, str]:
+    """MLflow's source tags (the runs table's "Source" column): the case's module, where its model is defined."""
+    import inspect
+
+    try:
+        path = Path(inspect.getsourcefile(type(case)) or "").resolve()
+    except TypeError:
+        return {}
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(Path.cwd())
+    return {"mlflow.source.name": str(path), "mlflow.source.type": "LOCAL"}
 
 
 class StoreUnavailable(RuntimeError):

@@ -109,7 +109,7 @@ def draw_figures(
 
     title = f"{case.name}: {spec.run_name}"
     points = [(e["epoch"], e["rel_error"]) for e in history if e.get("rel_error") is not None]
-    drawn = {"curves": curves_figure({spec.label: points}, threshold=case.threshold, title=title)}
+    drawn = {"curves": curves_figure({"relative error": points}, threshold=case.threshold, title=title)}
     if samples:
         drawn["reconstructions"] = reconstruction_figure(samples, time_dim=case.time_dim, title=title)
     encoded = {}
