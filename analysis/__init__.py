@@ -19,7 +19,7 @@ from analysis.loading import (
     Sweep,
     load_mlflow,
     load_optuna,
-    load_ray_results,
+    load_results,
     search_distributions,
 )
 from analysis.ranking import RANKING_COLUMNS, WEIGHTS, CaseRanking, rank, rank_case
@@ -35,7 +35,7 @@ __all__ = [
     "Sweep",
     "load_mlflow",
     "load_optuna",
-    "load_ray_results",
+    "load_results",
     "minimal_fixes",
     "rank",
     "rank_case",

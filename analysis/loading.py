@@ -32,7 +32,7 @@ from analysis.records import (
     SWEEP_METRICS,
     StoreError,
     Tag,
-    TrialSpec,
+    TrialLog,
     check_journal,
     check_tracking_uri,
     open_journal,
@@ -46,7 +46,7 @@ __all__ = [
     "Sweep",
     "load_mlflow",
     "load_optuna",
-    "load_ray_results",
+    "load_results",
     "optuna_studies",
     "parse_value",
     "search_distributions",
@@ -244,20 +244,33 @@ def _search(client, experiment_id: str, filter_string: str) -> list[Any]:
 
 
 def _mlflow_row(case: str, sweep_id: str, run) -> dict[str, Any]:
-    tags, metrics = run.data.tags, run.data.metrics
     params = {k: parse_value(v) for k, v in run.data.params.items()}
+    tags = {Tag.LABEL: run.info.run_name, **run.data.tags}
+    return _row(case, sweep_id, tags, params, run.data.metrics, run.info.status, run.info.run_id)
+
+
+def _row(
+    case: str,
+    sweep_id: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    status: str,
+    run_id: str,
+) -> dict[str, Any]:
+    """One trial's row, from what its MLflow run (or its line of the trial log) holds."""
     row = {
         "case": case,
         "part": tags.get(Tag.PART, ""),
-        "label": tags.get(Tag.LABEL, run.info.run_name),
+        "label": tags.get(Tag.LABEL, ""),
         "seed": params.get("seed"),
         "outcome": tags.get(Tag.OUTCOME, "error"),
         "symptoms": tuple(s for s in tags.get(Tag.SYMPTOMS, "").split(",") if s),
         "fixed": tags.get(Tag.FIXED) == "true",
         "pruned": tags.get(Tag.PRUNED) == "true",
-        **{name: metrics.get(name, math.nan) for name in SUMMARY_METRICS if name in TRIAL_COLUMNS},
-        "status": run.info.status,
-        "run_id": run.info.run_id,
+        **{name: _float(metrics.get(name)) for name in SUMMARY_METRICS if name in TRIAL_COLUMNS},
+        "status": status,
+        "run_id": run_id,
         "sweep_id": sweep_id,
     }
     row.update({k: v for k, v in params.items() if k not in _NOT_FACTORS})
@@ -362,68 +375,39 @@ def search_distributions(storage: str, sweep: Sweep) -> dict[str, dict[str, Any]
 # ---- Ray results -----------------------------------------------------------------------------------------
 
 
-def load_ray_results(folder: str | Path = "overfit-results") -> pd.DataFrame:
-    """Every finished trial in Ray's results folder (``{case}-sweep-{time}/{part}_{id}/result.json``).
+def load_results(folder: str | Path = "overfit-results") -> pd.DataFrame:
+    """Every finished trial in a results folder's trial logs (``sweep-{id}.jsonl``), one row per trial.
 
-    Ray's folder knows the factors a trial changed (ablation) or was given (search), not the case's baseline, so
-    the factor columns hold only those; MLflow is the complete record.
+    The trial log is what the sweep wrote first for every finished trial (its MLflow run is written from it), so it
+    is complete without MLflow: the same columns as :func:`load_mlflow`'s trials, ``run_id`` being Ray's trial id
+    and ``sweep_id`` the MLflow parent run it belongs to.
 
     Raises:
-        AnalysisError: the folder is missing or holds no trial, or a trial's record is not JSON lines.
+        AnalysisError: the folder is missing or holds no trial log.
     """
     root = Path(folder)
     if not root.is_dir():
-        raise AnalysisError(f"the Ray results folder must exist, got {str(folder)!r}")
-    rows = []
-    for result in sorted(root.glob("*-*-*/*_*/result.json")):
-        lines = [line for line in result.read_text().splitlines() if line.strip()]
-        try:
-            records = [json.loads(line) for line in lines]
-            params = json.loads((result.parent / "params.json").read_text())
-        except (json.JSONDecodeError, FileNotFoundError) as exc:
-            raise AnalysisError(
-                f"a Ray trial record must be JSON lines beside params.json, got {result} ({exc})"
-            ) from None
-        final = next((r for r in reversed(records) if r.get("final")), None)
-        rows.append(_ray_row(params, records, final))
-    if not rows:
-        raise AnalysisError(f"the Ray results folder must hold {{case}}-sweep-{{time}}/ trials, got none in {root}")
+        raise AnalysisError(f"the results folder must exist, got {str(folder)!r}")
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for log in sorted(root.glob("sweep-*.jsonl")):
+        for entry in TrialLog(log).read():
+            if isinstance(entry.get("tags"), dict) and Tag.KEY in entry["tags"]:
+                latest[(entry.get("parent", ""), entry["tags"][Tag.KEY])] = entry  # a later line of a trial wins
+    if not latest:
+        raise AnalysisError(f"the results folder must hold a sweep's trial log (sweep-*.jsonl), got none in {root}")
+    rows = [
+        _row(
+            entry["case"],
+            entry["parent"],
+            entry["tags"],
+            entry["params"],
+            entry["metrics"],
+            entry.get("status", "FINISHED"),
+            entry["tags"].get(Tag.RAY_TRIAL_ID, ""),
+        )
+        for entry in latest.values()
+    ]
     return _frame(rows)
-
-
-def _ray_row(params: Mapping[str, Any], records: list[Mapping[str, Any]], final: Mapping[str, Any] | None) -> dict:
-    summary = (final or {}).get("summary") or {}
-    last = records[-1] if records else {}
-    plan = params.get("plan")
-    if "overrides" in params:  # a TrialSpec's config (records.py)
-        spec = TrialSpec.from_config(dict(params))
-        label, seed, factors = spec.label, spec.seed, dict(spec.overrides)
-    elif plan:  # sweeps recorded before the TrialSpec
-        label, seed, factors = plan["label"], plan["seed"], dict(plan["overrides"])
-    else:
-        label, seed = f"search trial {last.get('trial_id', '?')}", params.get("seed")
-        factors = {k: v for k, v in params.items() if k not in _RAY_KEYS}
-    return {
-        "case": params.get("case", ""),
-        "part": params.get("part", ""),
-        "label": label,
-        "seed": seed,
-        "outcome": summary.get("outcome", "stopped" if final is None else "error"),
-        "symptoms": tuple(s if isinstance(s, str) else s.get("name", "") for s in summary.get("symptoms", [])),
-        "fixed": bool(summary.get("fixed", False)),
-        "pruned": final is None,  # stopped by the scheduler before its final report
-        "final_rel_error": _float(summary.get("rel_error", last.get("rel_error"))),
-        "best_rel_error": _float(summary.get("best_rel_error")),
-        "epochs": _float(summary.get("epochs", last.get("epoch"))),
-        "seconds": _float(summary.get("seconds", last.get("time_total_s"))),
-        "status": "FINISHED" if final else "STOPPED",
-        "run_id": last.get("trial_id", ""),
-        "sweep_id": "",
-        **factors,
-    }
-
-
-_RAY_KEYS = {"case", "part", "profile", "threads", "seed", "plan"}
 
 
 # ---- shared ----------------------------------------------------------------------------------------------

@@ -34,9 +34,10 @@ import os
 import re
 import sqlite3
 import ssl
+import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ __all__ = [
     "SWEEP_METRICS",
     "StoreError",
     "Tag",
+    "TrialLog",
     "TrialSpec",
     "changes_text",
     "check_journal",
@@ -227,6 +229,45 @@ def parse_value(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+# ---- the trial log ----------------------------------------------------------------------------------------
+
+
+class TrialLog:
+    """The sweep's trial log: one JSON line per finished trial, appended and flushed before anything else.
+
+    Example:
+        >>> import tempfile
+        >>> log = TrialLog(Path(tempfile.mkdtemp()) / "sweep-x.jsonl")
+        >>> log.append({"case": "c", "tags": {"overfit.key": "ablation/baseline/seed=0"}})
+        >>> [e["case"] for e in log.read()]
+        ['c']
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def append(self, entry: Mapping[str, Any]) -> None:
+        line = json.dumps(entry, allow_nan=False, default=str) + "\n"
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as file:
+                file.write(line)
+                file.flush()
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every complete line (a line cut short by a killed driver is skipped)."""
+        if not self.path.is_file():
+            return []
+        entries = []
+        for line in self.path.read_text().splitlines():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return entries
 
 
 # ---- the Optuna journal ----------------------------------------------------------------------------------

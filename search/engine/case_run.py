@@ -14,8 +14,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis.records import Tag, TrialSpec
-from search.engine.recording import TrialLog, TrialRecord, trial_entry
+from analysis.records import Tag, TrialLog, TrialSpec
+from search.engine.recording import TrialRecord, trial_entry
 from search.engine.searcher import CaseSearch
 from search.engine.tracking import Recorder, Writer
 from spaces import Case

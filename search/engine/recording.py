@@ -9,9 +9,7 @@ sweep's durable record: when MLflow was away, or the driver died between a trial
 
 from __future__ import annotations
 
-import json
 import math
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from search.trainer.metrics import Epoch
 from search.trainer.symptoms import detect, outcome
 from spaces import Case
 
-__all__ = ["RecordingCallback", "TrialLog", "TrialRecord", "trial_entry"]
+__all__ = ["RecordingCallback", "TrialRecord", "trial_entry"]
 
 
 @dataclass
@@ -162,42 +160,6 @@ def note(
 
 def _show(value: Any) -> str:
     return "nan" if value is None else f"{value:.3g}"
-
-
-class TrialLog:
-    """The sweep's trial log: one JSON line per finished trial, appended and flushed before anything else.
-
-    Example:
-        >>> import tempfile
-        >>> log = TrialLog(Path(tempfile.mkdtemp()) / "sweep-x.jsonl")
-        >>> log.append({"case": "c", "tags": {"overfit.key": "ablation/baseline/seed=0"}})
-        >>> [e["case"] for e in log.read()]
-        ['c']
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-
-    def append(self, entry: Mapping[str, Any]) -> None:
-        line = json.dumps(entry, allow_nan=False, default=str) + "\n"
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a") as file:
-                file.write(line)
-                file.flush()
-
-    def read(self) -> list[dict[str, Any]]:
-        """Every complete line (a line cut short by a killed driver is skipped)."""
-        if not self.path.is_file():
-            return []
-        entries = []
-        for line in self.path.read_text().splitlines():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return entries
 
 
 class RecordingCallback(Callback):

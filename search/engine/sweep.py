@@ -30,13 +30,21 @@ from typing import Any
 
 from ray.tune import Stopper
 
-from analysis.records import BASELINE_LABEL, Tag, TrialSpec, changes_text, open_journal, ready_tracking_store, redact
+from analysis.records import (
+    BASELINE_LABEL,
+    Tag,
+    TrialLog,
+    TrialSpec,
+    changes_text,
+    open_journal,
+    ready_tracking_store,
+    redact,
+)
 from search.engine.case_run import CaseRun, Done
 from search.engine.plan import ablation
 from search.engine.preflight import PARTS, SweepError, check_resources, validate
 from search.engine.progress import Progress
 from search.engine.pruning import CollapsePruner
-from search.engine.recording import TrialLog
 from search.engine.searcher import CaseSearch
 from search.engine.tracking import FAILED, FINISHED, KILLED, Recorder, StoreUnavailable, Writer, source_tags
 from search.engine.trainable import draw_figures, report_every

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from analysis import TRIAL_COLUMNS, AnalysisError, load_mlflow, load_optuna, load_ray_results
+from analysis import TRIAL_COLUMNS, AnalysisError, load_mlflow, load_optuna, load_results
 from tests.analysis.handmade import TINY_RESULTS, record_sweep, samples
 
 
@@ -102,51 +101,44 @@ def test_optuna_journal_trials_with_their_states(tmp_path: Path):
         load_optuna("missing.log")
 
 
-def _ray_trial(folder: Path, params: dict, lines: list[dict]) -> None:
-    folder.mkdir(parents=True)
-    (folder / "params.json").write_text(json.dumps(params))
-    (folder / "result.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
+def test_the_trial_log_gives_every_finished_trial_without_mlflow(tmp_path: Path):
+    from analysis.records import TrialLog, TrialSpec
+    from search.engine.recording import TrialRecord, trial_entry
+    from tests.sweep_case import TinyCollapse
 
-
-def test_ray_results_folder_gives_finished_and_stopped_trials(tmp_path: Path):
-    root = tmp_path / "overfit-results"
-    plan = {"key": "ablation/lr=0.01/seed=0", "label": "lr=0.01", "overrides": {"lr": 0.01}, "seed": 0}
-    summary = {
-        "outcome": "fixed",
-        "fixed": True,
-        "rel_error": 0.01,
-        "best_rel_error": 0.01,
-        "epochs": 40,
-        "seconds": 1.5,
-    }
-    _ray_trial(
-        root / "tiny_collapse-ablation-1" / "ablation_aaaa",
-        {"case": "tiny_collapse", "part": "ablation", "plan": plan},
-        [{"epoch": 1, "rel_error": 1.0, "trial_id": "aaaa"}, {"final": True, "summary": summary, "trial_id": "aaaa"}],
-    )
-    _ray_trial(
-        root / "tiny_collapse-search-2" / "search_bbbb",
-        {"case": "tiny_collapse", "part": "search", "lr": 1e-6, "activation": "tanh", "seed": 0},
-        [{"epoch": 12, "rel_error": 1.0, "trial_id": "bbbb", "time_total_s": 0.4}],
-    )
-    rows = load_ray_results(root).set_index("part")
+    case = TinyCollapse()
+    log = TrialLog(tmp_path / "overfit-results" / "sweep-abc.jsonl")
+    for spec, summary, pruned_by in (
+        (
+            TrialSpec(case=case.name, part="ablation", overrides={"lr": 0.01}),
+            {"outcome": "fixed", "fixed": True, "rel_error": 0.02, "epochs": 40, "seconds": 1.5, "history": []},
+            None,
+        ),
+        (
+            TrialSpec(case=case.name, part="search", number=0, overrides={"lr": 1e-6, "activation": "tanh"}),
+            {"outcome": "collapsed", "fixed": False, "rel_error": 1.0, "epochs": 12, "history": []},
+            "stuck at the mean",
+        ),
+    ):
+        record = TrialRecord(spec=spec, trial_id=f"t{spec.part}", summary=summary, pruned_by=pruned_by)
+        log.append({**trial_entry(record, case, 40), "parent": "p1"})
+    with log.path.open("a") as file:
+        file.write('{"case": "cut short by a kill')  # a line a killed driver left half-written
+    rows = load_results(tmp_path / "overfit-results").set_index("part")
     assert rows.loc["ablation", "label"] == "lr=0.01" and rows.loc["ablation", "lr"] == 0.01
+    assert rows.loc["ablation", "activation"] == "relu"  # the whole config: the log holds every factor
     assert bool(rows.loc["ablation", "fixed"]) and not rows.loc["ablation", "pruned"]
-    assert (
-        rows.loc["search", "pruned"]
-        and rows.loc["search", "epochs"] == 12
-        and rows.loc["search", "activation"] == "tanh"
-    )
+    assert rows.loc["search", "pruned"] and rows.loc["search", "epochs"] == 12
+    assert rows.loc["search", "label"] == "search 0: lr=1e-06 activation=tanh"
+    assert rows.loc["search", "sweep_id"] == "p1"
 
 
-def test_a_corrupt_or_missing_ray_folder_is_an_error_naming_the_file(tmp_path: Path):
-    root = tmp_path / "overfit-results"
-    _ray_trial(root / "tiny_collapse-search-2" / "search_bbbb", {"case": "tiny_collapse"}, [])
-    (root / "tiny_collapse-search-2" / "search_bbbb" / "result.json").write_text('{"epoch": 1,\n')
-    with pytest.raises(AnalysisError, match=r"must be JSON lines beside params.json, got .*search_bbbb/result.json"):
-        load_ray_results(root)
-    with pytest.raises(AnalysisError, match="the Ray results folder must exist, got 'nowhere'"):
-        load_ray_results("nowhere")
+def test_a_missing_or_empty_results_folder_is_an_error(tmp_path: Path):
+    with pytest.raises(AnalysisError, match="the results folder must exist, got 'nowhere'"):
+        load_results("nowhere")
+    (tmp_path / "sweep-x.jsonl").write_text("not json\n")
+    with pytest.raises(AnalysisError, match="must hold a sweep's trial log"):
+        load_results(tmp_path)
 
 
 def test_analysis_imports_nothing_from_the_training_code():
