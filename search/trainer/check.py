@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from search.trainer.training import Trainer
-from spaces import Case, CaseError
+from spaces import Case, CaseError, Data
 
 __all__ = ["CaseProbe", "check_case"]
 
@@ -52,14 +52,16 @@ def check_case(case: Case, profile: str = "quick", seed: int = 0) -> CaseProbe:
 
     Raises:
         CaseError: in one line naming the case, when the data (inputs or targets) hold NaN or inf, the model's
-            output shape differs from the target's, the loss is not a finite scalar, or making the data, building
-            the model or the step raised.
+            output is not a tensor of the target's shape, the loss is not a finite scalar, or making the data,
+            building the model or the step raised.
     """
     config = case.config()
     budget = case.budget(profile)
     with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
         torch.manual_seed(seed)
         data = _guard(case, "make_data()", lambda: case.make_data(seed, budget, config))
+        if not isinstance(data, Data):
+            raise CaseError(f"case {case.name!r}: make_data() must return a spaces.Data, got {type(data).__name__}")
         for name, tensor in (("inputs", data.inputs), ("targets", data.targets)):
             _check_finite(case, f"its data's {name}", tensor)
         model = _guard(case, "build_model()", lambda: case.build_model(config))
@@ -76,6 +78,8 @@ def check_case(case: Case, profile: str = "quick", seed: int = 0) -> CaseProbe:
             _check_finite(case, "its fresh batch's targets", targets)
         with torch.no_grad():  # the step's forward pass and loss, looked at before stepping
             output = _guard(case, "the model's forward pass", lambda: trainer.model(inputs))
+            if not isinstance(output, Tensor):
+                raise CaseError(f"case {case.name!r}: the model must return a tensor, got {type(output).__name__}")
             if output.shape != targets.shape:
                 raise CaseError(
                     f"case {case.name!r}: the model's output must have the target's shape, got "

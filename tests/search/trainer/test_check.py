@@ -72,6 +72,25 @@ class InfiniteLoss(Good):
         return nn.functional.mse_loss(output, target) + math.inf
 
 
+class TupleData(Good):
+    name = "tuple_data"
+
+    def make_data(self, seed, budget, config):
+        x = torch.randn(64, 16)
+        return x, x
+
+
+class TupleOutput(Good):
+    name = "tuple_output"
+
+    def build_model(self, config):
+        class Twice(nn.Linear):
+            def forward(self, x):
+                return super().forward(x), x
+
+        return Twice(16, 16)
+
+
 class BrokenModel(Good):
     name = "broken_model"
 
@@ -92,6 +111,8 @@ class BrokenModel(Good):
         (PerSampleLoss(), "case 'per_sample_loss': the loss must be a scalar (shape ()), got (16,)"),
         (InfiniteLoss(), "case 'infinite_loss': the loss must be finite on the first batch, got inf"),
         (BrokenModel(), "case 'broken_model': build_model() must run, but raised RuntimeError: missing weights file"),
+        (TupleData(), "case 'tuple_data': make_data() must return a spaces.Data, got tuple"),
+        (TupleOutput(), "case 'tuple_output': the model must return a tensor, got tuple"),
     ],
 )
 def test_a_bad_case_is_refused_in_one_line(case, message):
