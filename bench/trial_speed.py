@@ -2,8 +2,9 @@
 
     python bench/trial_speed.py [--profile quick] [--seed 0] [CASE ...]
 
-Prints one row per case and trial (baseline, documented fix) with the wall seconds, seconds per epoch and the
-outcome, then the machine. Aim: every quick trial under about 10 s, so one case's sweep fits minutes on 2 cores.
+Prints one row per case and trial (baseline, documented fix) with the wall seconds, seconds per epoch, the epochs
+trained and measured, and the outcome, then the total and the machine. Aim: every quick trial under about 10 s, so
+one case's sweep fits minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -34,16 +35,20 @@ def main() -> None:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    print(f"{'case':<24} {'trial':<9} {'seconds':>8} {'s/epoch':>8} {'epochs':>6}  outcome")
+    print(f"{'case':<24} {'trial':<9} {'seconds':>8} {'s/epoch':>8} {'epochs':>6} {'measured':>8}  outcome")
+    total = 0.0
     for name in args.cases:
         case = get_case(name)
         for role, overrides in (("baseline", {}), ("fix", case.fix)):
             result = run_trial(case, overrides, seed=args.seed, profile=args.profile, device="cpu", threads=1)
             per_epoch = result.seconds / max(result.epochs, 1)
+            total += result.seconds
             print(
-                f"{name:<24} {role:<9} {result.seconds:8.2f} {per_epoch:8.4f} {result.epochs:6d}  {result.outcome}",
+                f"{name:<24} {role:<9} {result.seconds:8.2f} {per_epoch:8.4f} {result.epochs:6d} "
+                f"{len(result.history):8d}  {result.outcome}",
                 flush=True,
             )
+    print(f"{'all':<24} {'':<9} {total:8.2f}")
     print(f"\nmachine: {machine()}; one torch thread per trial")
 
 
