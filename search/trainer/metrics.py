@@ -1,4 +1,7 @@
-"""What a trial measures each epoch, and the record it keeps (:class:`Epoch`).
+"""What a trial measures at a measured epoch, and the record it keeps (:class:`Epoch`).
+
+Each function here reads its figures off the device in one transfer (one host sync), not one per figure: on a
+GPU every read waits for the device, and a trial measures only the epochs its judges read (``cadence``).
 
 All error figures are scale-free where judgement depends on them (seed 003 is the lesson): ``rel_error`` is the
 MSE divided by the target's variance around its mean, so 1.0 means "no better than predicting the mean",
@@ -8,7 +11,9 @@ whatever the data's units.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +23,10 @@ __all__ = ["DeadUnitProbe", "Epoch", "gradient_stats", "output_stats"]
 
 @dataclass
 class Epoch:
-    """One epoch's measurements. Defaults let tests write hand-made histories with only the fields they need.
+    """One measured epoch. Defaults let tests write hand-made histories with only the fields they need.
+
+    A trial's history holds its measured epochs only, each with its own number; NaN means "not measured" where a
+    record comes from partial reports (a pruned trial's), and "non-finite" for ``loss``, ``mse`` and ``rel_error``.
 
     Attributes:
         epoch: 1-based epoch index.
@@ -50,9 +58,15 @@ class Epoch:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> Epoch:
+    def from_dict(cls, values: Mapping[str, Any]) -> Epoch:
+        """The record back from a dict such as a report; unknown keys are ignored, None (JSON's NaN) is the default.
+
+        Example:
+            >>> Epoch.from_dict({"epoch": 3, "rel_error": None, "spread": 0.5, "trial_id": "x"}).rel_error
+            nan
+        """
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        return cls(**{k: v for k, v in values.items() if k in names and v is not None})
 
 
 def output_stats(output: Tensor, target: Tensor, variance_dims: tuple[int, ...]) -> dict[str, float]:
@@ -60,10 +74,14 @@ def output_stats(output: Tensor, target: Tensor, variance_dims: tuple[int, ...])
     output, target = output.detach().double(), target.detach().double()
     # A single sample has no spread across samples; then the mean predictor is the sample's own mean.
     variance_dims = tuple(d for d in variance_dims if target.shape[d] > 1) or tuple(range(target.dim()))
-    mse = torch.mean((output - target) ** 2).item()
-    target_var = target.var(dim=variance_dims, unbiased=False).mean().item()
-    output_var = output.var(dim=variance_dims, unbiased=False).mean().item()
-    power = torch.mean(target**2).item()
+    mse, target_var, output_var, power = torch.stack(
+        [
+            torch.mean((output - target) ** 2),
+            target.var(dim=variance_dims, unbiased=False).mean(),
+            output.var(dim=variance_dims, unbiased=False).mean(),
+            torch.mean(target**2),
+        ]
+    ).tolist()
     return {
         "mse": mse,
         "rel_error": mse / target_var if target_var > 0 else math.inf,
@@ -73,7 +91,8 @@ def output_stats(output: Tensor, target: Tensor, variance_dims: tuple[int, ...])
 
 
 def gradient_stats(model: nn.Module) -> dict[str, float | bool]:
-    """Zero-gradient share and first/last weight gradient norms, read after ``backward()``.
+    """Zero-gradient share and first/last weight gradient norms, read after ``backward()`` (or after the optimizer's
+    step, which leaves the gradients as they are).
 
     Non-finite gradients are caught through the loss and the outputs they produce one step later; checking
     every entry here would cost as much as the step itself on the larger cases.
@@ -82,14 +101,11 @@ def gradient_stats(model: nn.Module) -> dict[str, float | bool]:
     if not grads:
         return {"zero_grad_fraction": 0.0, "grad_first": math.nan, "grad_last": math.nan}
     total = sum(g.numel() for g in grads)
-    zeros = total - sum(int(torch.count_nonzero(g)) for g in grads)
     # Weight tensors (matrices and kernels), as AutoTrainer compares kernels, not biases.
     weights = [p.grad for p in model.parameters() if p.grad is not None and p.dim() >= 2] or grads
-    return {
-        "zero_grad_fraction": zeros / total,
-        "grad_first": weights[0].norm().item(),
-        "grad_last": weights[-1].norm().item(),
-    }
+    nonzero = torch.stack([torch.count_nonzero(g) for g in grads]).sum().double()
+    nonzero, first, last = torch.stack([nonzero, weights[0].norm().double(), weights[-1].norm().double()]).tolist()
+    return {"zero_grad_fraction": (total - int(nonzero)) / total, "grad_first": first, "grad_last": last}
 
 
 # Activations whose negative side has zero gradient: a unit that is negative for every sample is dead.
@@ -105,10 +121,10 @@ class DeadUnitProbe:
     def __init__(self, model: nn.Module) -> None:
         self._modules = [m for m in model.modules() if isinstance(m, _ZERO_GRADIENT_ACTIVATIONS)]
         self._handles: list = []
-        self.fractions: list[float] = []
+        self._active: list[Tensor] = []
 
     def __enter__(self) -> DeadUnitProbe:
-        self.fractions = []
+        self._active = []
         self._handles = [m.register_forward_hook(self._hook) for m in self._modules]
         return self
 
@@ -122,9 +138,11 @@ class DeadUnitProbe:
             return
         # A unit is one element of a sample's activation map; the batch is axis 0.
         active = (output.detach() > 0).flatten(1).any(dim=0)
-        self.fractions.append(1.0 - active.float().mean().item())
+        self._active.append(active.float().mean())  # read in `fraction`, with the other layers' in one sync
 
     @property
     def fraction(self) -> float:
         """The dead share of the most-dead ReLU layer: one silent layer blocks the whole signal path."""
-        return max(self.fractions, default=0.0)
+        if not self._active:
+            return 0.0
+        return 1.0 - torch.stack(self._active).min().item()

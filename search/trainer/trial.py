@@ -1,12 +1,14 @@
-"""One trial: train a case's model under one config to memorise its data, measure every epoch, judge the end.
+"""One trial: train a case's model under one config to memorise its data, measure it, judge the end.
 
-This is the single trainer every case shares (DESIGN.md, "One trainer, many cases").
+This is the single trainer every case shares: a case brings its data, model and loss, never a training loop. A
+trial measures the epochs its judges read (``cadence``), trains in between without reading anything off the
+device, and judges its measured history (``judge``).
 
-Example:
+Example (the documented fix of one case, two seconds on one core):
     >>> from spaces import get_case
-    >>> result = run_trial(get_case("lstm_mean_prediction"), {"hidden_size": 100, "lr": 1e-2}, seed=0)
-    >>> result.outcome, result.fixed  # doctest: +SKIP
-    ('fixed', True)
+    >>> result = run_trial(get_case("volume_divergence"), {"loss_terms": "mse", "lr": 2e-3}, seed=0, threads=1)
+    >>> result.outcome, result.fixed, result.epochs, len(result.history) < result.epochs
+    ('fixed', True, 150, True)
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from search.trainer.metrics import DeadUnitProbe, Epoch, gradient_stats, output_stats
-from search.trainer.optimizers import make_optimizer
-from search.trainer.symptoms import Symptom, detect, outcome
-from spaces.case import Case, Data
-from spaces.transforms import Transformed, transform
+from search.trainer.cadence import Cadence
+from search.trainer.judge import judge
+from search.trainer.metrics import Epoch
+from search.trainer.symptoms import Symptom
+from search.trainer.training import Trainer
+from spaces.case import Budget, Case
 
 __all__ = ["TrialResult", "json_safe", "pick_device", "run_trial"]
 
@@ -39,7 +43,9 @@ class TrialResult:
 
     ``rel_error`` is judged on the final model (the restored best one under early stopping);
     ``stopped`` says why training ended before the budget: ``pruned``, ``stop_loss``, ``early_stopping``,
-    ``non_finite``, or None when the budget ran out.
+    ``non_finite``, or None when the budget ran out. ``epochs`` is the number of epochs trained; ``history`` holds
+    the measured ones. ``samples`` holds the first few memorised samples, ``input``, ``target`` and ``output``,
+    each a nested list of shape ``(count, *sample_shape)`` in the data's units.
     """
 
     case: str
@@ -58,7 +64,7 @@ class TrialResult:
     stopped: str | None = None
     error: str | None = None
     history: list[Epoch] = field(default_factory=list, repr=False)
-    samples: dict[str, list[list[float]]] | None = field(default=None, repr=False)
+    samples: dict[str, list] | None = field(default=None, repr=False)
 
     def to_json(self, history: bool = False) -> dict[str, Any]:
         """A JSON-ready dict (non-finite floats become None, as JSON has no NaN)."""
@@ -110,10 +116,14 @@ def run_trial(
         profile: ``quick`` or ``full`` budget.
         device: torch device; default CUDA when present, else CPU.
         threads: torch CPU threads (a trial should use the CPUs it holds); default: torch's current setting.
-        on_epoch: called with each epoch's record; returning True stops the trial as ``pruned``.
+        on_epoch: called with each measured epoch's record (not with one that ends the trial as non-finite, early
+            stopped or at its stop loss); returning True stops the trial as ``pruned``.
+        report_every: epochs that are multiples of it are measured (and handed to ``on_epoch``); the other
+            measured epochs are those :class:`~search.trainer.cadence.Cadence` picks.
     """
     config = case.config(overrides)
     budget = case.budget(profile)
+    cadence = Cadence(budget.epochs, report_every, every_epoch=bool(config.get("early_stopping")))
     dev = pick_device(device)
     if dev.type == "cpu" and threads:
         torch.set_num_threads(threads)
@@ -125,30 +135,15 @@ def run_trial(
     started = time.perf_counter()
     stopped = error = samples = None
     final: Epoch | None = None
+    epochs = 0
     try:
         torch.manual_seed(seed)
         generator = torch.Generator().manual_seed(seed)
         data = case.make_data(seed, budget, config)
         model = case.build_model(config).to(dev)
-        trainer = _Trainer(case, config, model, data, dev, generator)
+        trainer = Trainer(case, config, model, data, dev, generator)
         keeper = _BestKeeper(budget.epochs) if config.get("early_stopping") else None
-        for epoch in range(1, budget.epochs + 1):
-            record = trainer.epoch(epoch)
-            history.append(record)
-            if keeper is not None:
-                keeper.update(record, model)
-            if not record.finite or not math.isfinite(record.rel_error):
-                stopped = "non_finite"
-                break
-            if keeper is not None and keeper.exhausted(epoch):
-                stopped = "early_stopping"
-                break
-            if budget.stop_loss is not None and record.loss < budget.stop_loss:
-                stopped = "stop_loss"
-                break
-            if on_epoch is not None and on_epoch(record):
-                stopped = "pruned"
-                break
+        stopped, epochs = _train(trainer, budget, cadence, keeper, on_epoch, history)
         if keeper is not None and keeper.best is not None and keeper.best is not history[-1]:
             model.load_state_dict(keeper.state)  # early stopping keeps the best weights, not the last
             final = keeper.best
@@ -157,21 +152,19 @@ def run_trial(
         error = f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - started
     final = final or (history[-1] if history else Epoch())
-    rel_error = final.rel_error
-    fixed = error is None and math.isfinite(rel_error) and rel_error < case.threshold
-    symptoms = detect(history, case.threshold) if history else []
+    verdict = judge(history, case.threshold, error=error, final=final)
     return TrialResult(
         case=case.name,
         config=config,
         seed=seed,
         profile=profile,
-        rel_error=rel_error,
-        best_rel_error=min((r.rel_error for r in history if math.isfinite(r.rel_error)), default=math.nan),
+        rel_error=verdict.rel_error,
+        best_rel_error=verdict.best_rel_error,
         mse=final.mse,
-        fixed=fixed,
-        outcome=outcome(fixed, symptoms, error),
-        symptoms=symptoms,
-        epochs=len(history),
+        fixed=verdict.fixed,
+        outcome=verdict.outcome,
+        symptoms=verdict.symptoms,
+        epochs=epochs or (history[-1].epoch if history else 0),  # raised mid-way: at least its last record
         seconds=seconds,
         device=str(dev),
         stopped=stopped,
@@ -179,6 +172,55 @@ def run_trial(
         history=history,
         samples=samples,
     )
+
+
+def _train(
+    trainer: Trainer,
+    budget: Budget,
+    cadence: Cadence,
+    keeper: _BestKeeper | None,
+    on_epoch: Callable[[Epoch], bool] | None,
+    history: list[Epoch],
+) -> tuple[str | None, int]:
+    """Trains epoch by epoch, appending the measured ones to ``history``; returns (why it stopped, epochs run)."""
+    unread: list[tuple[int, Tensor]] = []  # the losses of the epochs since the last measurement, on the device
+    for epoch in range(1, budget.epochs + 1):
+        loss = trainer.epoch()
+        # The stop-loss rule is per epoch (seed 004 counts the iterations to a loss under 1e-4): it reads every loss.
+        reached = budget.stop_loss is not None and loss.item() < budget.stop_loss
+        if not (reached or cadence.due(epoch)):
+            unread.append((epoch, loss))
+            continue
+        losses = _read(unread)
+        unread.clear()
+        previous = history[-1] if history else None
+        # A loss that went non-finite between measurements is kept as its own epoch: its loss is all there is of it.
+        broken = next((Epoch(epoch=e, loss=v, finite=False) for e, v in losses if not math.isfinite(v)), None)
+        if broken is not None:
+            history.append(broken)
+        record = trainer.measure(epoch, loss)
+        history.append(record)
+        if previous is not None:
+            cadence.watch(epoch, previous.loss, [v for _, v in losses] + [record.loss])
+        if keeper is not None:
+            keeper.update(record, trainer.model)
+        if broken is not None or not record.finite or not math.isfinite(record.rel_error):
+            return "non_finite", epoch
+        if keeper is not None and keeper.exhausted(epoch):
+            return "early_stopping", epoch
+        if reached:
+            return "stop_loss", epoch
+        if on_epoch is not None and on_epoch(record):
+            return "pruned", epoch
+    return None, budget.epochs
+
+
+def _read(unread: list[tuple[int, Tensor]]) -> list[tuple[int, float]]:
+    """(epoch, loss) of the unmeasured epochs, read off the device at once."""
+    if not unread:
+        return []
+    values = torch.stack([loss for _, loss in unread]).tolist()
+    return [(epoch, value) for (epoch, _), value in zip(unread, values, strict=True)]
 
 
 class _BestKeeper:
@@ -199,76 +241,3 @@ class _BestKeeper:
 
     def exhausted(self, epoch: int) -> bool:
         return self.best is not None and epoch - self.best.epoch >= self.patience
-
-
-class _Trainer:
-    """The per-epoch work: training steps, then a measurement of the memorised set."""
-
-    def __init__(
-        self,
-        case: Case,
-        config: dict[str, Any],
-        model: torch.nn.Module,
-        data: Data,
-        device: torch.device,
-        generator: torch.Generator,
-    ) -> None:
-        self.case, self.config, self.model, self.data = case, config, model, data
-        self.device, self.generator = device, generator
-        self.transform = config.get("transform", "none")
-        self.optimizer = make_optimizer(
-            config.get("optimizer", "adam"),
-            model.parameters(),
-            lr=config.get("lr", 1e-3),
-            weight_decay=config.get("weight_decay", 0.0),
-            options=case.optimizer_options,
-        )
-        self.inputs, self.targets = data.inputs.to(device), data.targets.to(device)
-        # The memorised set in model space, transformed once: it is measured every epoch, and trained on
-        # whole when there are no minibatches.
-        self.memorised = transform(self.transform, self.inputs, self.targets, case.time_dim)
-        self.probe = DeadUnitProbe(model)
-
-    def _batches(self) -> Iterator[Transformed]:
-        """The epoch's training batches, in model space."""
-        if self.data.fresh_batch is not None:
-            inputs, targets = self.data.fresh_batch(self.generator)
-            yield transform(self.transform, inputs.to(self.device), targets.to(self.device), self.case.time_dim)
-            return
-        n, size = len(self.inputs), self.data.batch_size
-        if size is None or size >= n:
-            yield self.memorised
-            return
-        order = torch.randperm(n, generator=self.generator).to(self.device)
-        for start in range(0, n, size):
-            index = order[start : start + size]
-            yield transform(self.transform, self.inputs[index], self.targets[index], self.case.time_dim)
-
-    def samples(self, count: int = 3, length: int = 1024) -> dict[str, list[list[float]]]:
-        """A few memorised samples beside their reconstructions (flattened), for the figures of a sweep."""
-        self.model.eval()
-        with torch.no_grad():
-            pair = transform(self.transform, self.inputs[:count], self.targets[:count], self.case.time_dim)
-            output = pair.inverse(self.model(pair.inputs))
-        return {
-            name: [row[:length].tolist() for row in tensor.detach().float().flatten(1).cpu()]
-            for name, tensor in (("input", self.inputs[:count]), ("target", self.targets[:count]), ("output", output))
-        }
-
-    def epoch(self, epoch: int) -> Epoch:
-        self.model.train()
-        batches = list(self._batches())
-        for step, pair in enumerate(batches):
-            loss = self.case.loss(self.model(pair.inputs), pair.targets, self.config)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if step == len(batches) - 1:  # gradient statistics of the epoch's last step only: they cost a pass
-                grads = gradient_stats(self.model)
-            self.optimizer.step()
-        self.model.eval()
-        with torch.no_grad(), self.probe:
-            output = self.memorised.inverse(self.model(self.memorised.inputs))
-        stats = output_stats(output, self.targets, self.case.variance_dims)
-        loss_value = loss.item()
-        finite = math.isfinite(loss_value) and math.isfinite(grads["grad_first"]) and bool(torch.isfinite(output).all())
-        return Epoch(epoch=epoch, loss=loss_value, dead_fraction=self.probe.fraction, finite=finite, **stats, **grads)

@@ -1,12 +1,15 @@
-"""Symptom detectors: small rules over a trial's per-epoch history, one module each.
+"""Symptom detectors: small rules over a trial's history, one module each.
 
 Every detector is a frozen dataclass (its thresholds are fields, documented with the published detector they
 come from) called as ``detector(history, threshold) -> evidence or None``. :func:`detect` runs them all;
-:func:`outcome` names the one that best explains a failure.
+:func:`outcome` names the one that best explains a failure; ``search.trainer.judge`` puts them together.
+
+A history holds a trial's measured epochs only, each with its own number (``search.trainer.cadence`` says which):
+a rule that looks at a stretch of the run takes it in epochs, never in records.
 
 Example:
     >>> from search.trainer.metrics import Epoch
-    >>> flat = [Epoch(epoch=i, rel_error=1.0, spread=0.01, power_error=0.5) for i in range(1, 11)]
+    >>> flat = [Epoch(epoch=e, loss=0.5, mse=0.5, rel_error=1.0, spread=0.01, power_error=0.5) for e in range(1, 11)]
     >>> [s.name for s in detect(flat, threshold=0.05)]
     ['collapsed', 'plateau']
 """

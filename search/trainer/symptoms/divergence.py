@@ -16,7 +16,8 @@ class Divergence:
     AutoTrainer (Zhang et al., ICSE 2021) treats a NaN loss or a loss of at least 1e5 as an exploding model; we
     use the scale-free error for the blow-up (``max_rel_error``). Late divergence follows seed 002's curve:
     the error falls to a minimum, then ends ``rise`` times above it and by at least ``min_rise`` in absolute
-    relative-error units, so noise at tiny errors is not called divergence.
+    relative-error units, so noise at tiny errors is not called divergence. The first, best and last are those of
+    the measured epochs; a non-finite loss between measurements is in the history as its own epoch.
 
     Attributes:
         max_rel_error: a relative error above this is a blow-up (1e5 mean-predictors' worth).

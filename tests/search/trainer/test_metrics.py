@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from search.trainer.metrics import DeadUnitProbe, gradient_stats, output_stats
+from search.trainer.metrics import DeadUnitProbe, Epoch, gradient_stats, output_stats
 
 
 def test_predicting_the_mean_scores_relative_error_one():
@@ -69,3 +69,11 @@ def test_a_single_sample_is_judged_against_its_own_mean():
     signal = torch.randn(1, 1, 64, dtype=torch.float64)
     stats = output_stats(signal.mean().expand_as(signal), signal, (0,))
     assert stats["rel_error"] == pytest.approx(1.0)
+
+
+def test_an_epoch_back_from_a_report():
+    # A report is JSON: NaN became None, and it carries keys of its own.
+    record = Epoch.from_dict({"epoch": 30, "rel_error": None, "loss": 0.5, "dead_fraction": None, "max_epochs": 100})
+    assert record.epoch == 30 and record.loss == 0.5 and record.dead_fraction == 0.0 and record.finite
+    assert math.isnan(record.rel_error) and math.isnan(record.power_error)
+    assert Epoch.from_dict(record.as_dict()) == record

@@ -104,3 +104,49 @@ def test_detect_runs_every_detector_and_outcome_picks_the_cause():
     assert outcome(True, []) == "fixed"
     assert outcome(False, [], error="RuntimeError: boom") == "error"
     assert outcome(False, [Symptom("vanishing_gradient", "...")]) == "plateau"
+
+
+# ---- sparse histories: a trial keeps its measured epochs only, each with its own number ----
+
+
+def sparse(points, **fields):
+    """Measured epochs, epoch number -> relative error, other fields as in :func:`history`."""
+    records = history(list(points.values()), **fields)
+    for record, epoch in zip(records, points, strict=True):
+        record.epoch = epoch
+    return records
+
+
+def test_plateau_windows_are_epochs_not_records():
+    # Dense first epochs, then a sparse grid: the error fell until epoch 120 and was flat over the last quarter
+    # of the run (epochs 151-200), though most *records* are early ones.
+    points = {e: 1.0 - 0.5 * e / 30 for e in range(1, 31)} | {40: 0.4, 80: 0.3, 120: 0.2, 160: 0.2, 200: 0.2}
+    evidence = Plateau()(sparse(points), THRESHOLD)
+    assert evidence == "best relative error moved from 0.2 to 0.2 over the last 50 epochs, above the threshold 0.05"
+    still_falling = points | {160: 0.15, 200: 0.1}
+    assert Plateau()(sparse(still_falling), THRESHOLD) is None
+
+
+def test_plateau_judges_a_long_run_with_few_records():
+    assert Plateau()(sparse({1: 1.0, 100: 0.5, 200: 0.5, 300: 0.5}), THRESHOLD)
+    assert Plateau()(sparse({1: 1.0, 5: 0.5, 7: 0.5}), THRESHOLD) is None  # 7 epochs: too short to judge
+
+
+def test_divergence_names_the_epochs_of_a_sparse_history():
+    curve = sparse({1: 1.0, 2: 0.6, 30: 0.05, 60: 0.5, 90: 0.9})
+    assert Divergence()(curve, THRESHOLD) == "relative error fell to 0.05 at epoch 30, then rose to 0.9 by epoch 90"
+
+
+def test_a_loss_gone_non_finite_between_measurements_is_divergence_at_its_epoch():
+    # The trainer keeps such an epoch with its loss alone, then the measurement that found it.
+    records = [*sparse({1: 1.0, 20: 0.5}), Epoch(epoch=37, loss=math.nan, finite=False), *sparse({40: math.nan})]
+    assert Divergence()(records, THRESHOLD) == "non-finite loss, output or gradient at epoch 37"
+    assert next(s.name for s in detect(records, THRESHOLD)) == "diverged"
+
+
+def test_last_epoch_rules_read_the_last_measured_epoch():
+    records = sparse({1: 1.0, 50: 1.0, 300: 1.0}, spread=[1.0, 1.0, 0.01], dead_fraction=[0.0, 0.0, 0.9])
+    assert Collapse()(records, THRESHOLD) and DeadUnits()(records, THRESHOLD)
+    assert "at epoch 50" in ExplodingGradient()(
+        sparse({1: 1.0, 50: 1.0, 300: 1.0}, grad_first=[1.0, 100.0, 1.0], grad_last=1.0), THRESHOLD
+    )
