@@ -9,7 +9,6 @@ sweep's durable record: when MLflow was away, or the driver died between a trial
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +19,9 @@ from ray.tune import Callback
 
 from analysis.records import Tag, TrialSpec
 from search.engine.tracking import source_tags
+from search.trainer.judge import judge
 from search.trainer.metrics import Epoch
-from search.trainer.symptoms import detect, outcome
+from search.trainer.trial import json_safe
 from spaces import Case
 
 __all__ = ["RecordingCallback", "TrialRecord", "trial_entry"]
@@ -56,21 +56,37 @@ class TrialRecord:
 
 def judge_partial(epochs: list[dict[str, Any]], case: Case, error: str | None = None) -> dict[str, Any]:
     """The judged result of a trial that never sent its final report (pruned, or its worker lost)."""
-    history = [Epoch.from_dict({k: (math.nan if v is None else v) for k, v in e.items()}) for e in epochs]
-    symptoms = detect(history, case.threshold) if history else []
+    history = [Epoch.from_dict(e) for e in epochs]
+    verdict = judge(history, case.threshold, error=error)
     last = history[-1] if history else Epoch()
-    finite = [e.rel_error for e in history if math.isfinite(e.rel_error)]
-    return {
-        "outcome": outcome(False, symptoms, error),
-        "symptoms": [{"name": s.name, "evidence": s.evidence} for s in symptoms],
-        "rel_error": last.rel_error if math.isfinite(last.rel_error) else None,
-        "best_rel_error": min(finite) if finite else None,
-        "mse": last.mse if math.isfinite(last.mse) else None,
-        "epochs": last.epoch,
-        "fixed": False,
-        "error": error,
-        "history": epochs,
-    }
+    return json_safe(
+        {
+            "outcome": verdict.outcome,
+            "symptoms": [{"name": s.name, "evidence": s.evidence} for s in verdict.symptoms],
+            "rel_error": verdict.rel_error,
+            "best_rel_error": verdict.best_rel_error,
+            "mse": last.mse,
+            "epochs": last.epoch,
+            "fixed": False,
+            "error": error,
+            "history": epochs,
+        }
+    )
+
+
+def unexplained(summary: Mapping[str, Any], threshold: float) -> str | None:
+    """Evidence for a failure no symptom rule names: it ran out of budget while still improving."""
+    if summary.get("fixed") or summary.get("outcome") == "error":
+        return None
+    if any(s["name"] == summary.get("outcome") for s in summary.get("symptoms") or []):
+        return None
+    points = [(e["epoch"], e["rel_error"]) for e in summary.get("history") or [] if e.get("rel_error") is not None]
+    if not points:
+        return None
+    last_epoch, last = points[-1]
+    earlier = [v for epoch, v in points if epoch <= last_epoch * 3 / 4] or [points[0][1]]
+    trend = f"{earlier[-1]:.3g} → {last:.3g} over its last quarter"
+    return f"relative error {last:.3g} still above the threshold {threshold:g} when the budget ran out ({trend})"
 
 
 def trial_entry(record: TrialRecord, case: Case, budget: int) -> dict[str, Any]:
@@ -78,6 +94,8 @@ def trial_entry(record: TrialRecord, case: Case, budget: int) -> dict[str, Any]:
     spec, summary = record.spec, record.summary or {}
     symptoms = summary.get("symptoms") or []
     evidence = [f"{s['name']}: {s['evidence']}" for s in symptoms]
+    if (budget_ran_out := unexplained(summary, case.threshold)) is not None:
+        evidence.insert(0, f"{summary.get('outcome', 'plateau')}: {budget_ran_out}")
     pruned = record.pruned_by is not None
     tags = {
         **spec.tags(),
@@ -132,6 +150,7 @@ def why(summary: Mapping[str, Any], threshold: float, pruned_by: str | None, bud
     if summary.get("outcome") == "error":
         return f"raised: {str(summary.get('error') or 'unknown error').splitlines()[0][:300]}"
     cause = next((s["evidence"] for s in summary.get("symptoms") or [] if s["name"] == summary.get("outcome")), "")
+    cause = cause or unexplained(summary, threshold) or ""
     text = f"{summary.get('outcome', 'plateau')}" + (f": {cause}" if cause else f": relative error {shown}")
     if pruned_by:
         text += f"; pruned at epoch {summary.get('epochs')} of {budget}: {pruned_by}"
