@@ -58,6 +58,21 @@ class Twin(Case):
         return nn.Linear(4, 4)
 """
 
+NARROW = """
+
+class Narrow(Twin):
+    def build_model(self, config):
+        return nn.Linear(4, 1)  # one output a row for four targets: broadcast, it would train and look collapsed
+"""
+HOLEY = """
+
+class Holey(Twin):
+    def make_data(self, seed, budget, config):
+        x = torch.zeros(8, 4)
+        x[0, 0] = float("nan")
+        return Data(x, x)
+"""
+
 
 # ---- what a folder holds before the command runs ------------------------------------------------------------
 
@@ -195,6 +210,12 @@ BAD: dict[str, Bad] = {
         "cases must have distinct names, got 'twin' from both 'one.py:Twin' and 'two.py:Twin'",
         (_write("one.py", TWIN), _write("two.py", TWIN), _store()),
     ),
+    "sweep case output shape": Bad(
+        ["sweep", "bad.py:Narrow"],
+        "case 'twin': the model's output must have the target's shape, got (8, 1) against (8, 4)",
+        (_write("bad.py", TWIN + NARROW),),
+    ),
+    "sweep case nan data": Bad(["sweep", "bad.py:Holey"], "case 'twin'", (_write("bad.py", TWIN + HOLEY),)),
     # ---- sweep: tracking store ----
     "sweep tracking scheme": Bad(
         [*SWEEP, "--tracking-uri", "foo://bar"], "--tracking-uri must be sqlite:///PATH or http(s)://"

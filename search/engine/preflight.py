@@ -83,7 +83,14 @@ def validate(options: Any) -> list[Case]:
 
 
 def check_cases(refs: Sequence[str], what: str = "sweep") -> list[Case]:
-    """The cases named by ``refs``, each once: two with one name would share one record, so they are refused."""
+    """The cases named by ``refs``, each once: two with one name would share one record, so they are refused.
+
+    A case of the user's own (``file.py:NAME``) is also run for one training step (:func:`check_case`): a model
+    whose output does not match its targets, data holding NaN or a loss that is not a scalar is refused here, in
+    one line, rather than judged ``collapsed`` or ``diverged`` after a whole sweep.
+    """
+    from search.trainer.check import check_case
+
     if not refs:
         raise SweepError(f"name the cases to {what} or pass --all")
     cases = [get_case(ref) for ref in refs]
@@ -96,6 +103,9 @@ def check_cases(refs: Sequence[str], what: str = "sweep") -> list[Case]:
                 f"cases must have distinct names, got {case.name!r} from both {seen[case.name]!r} and {ref!r}"
             )
         seen[case.name] = ref
+    for ref, case in zip(refs, cases, strict=True):
+        if ":" in ref:
+            check_case(case)
     return cases
 
 

@@ -136,16 +136,14 @@ class _Sweep:
         started_here = not ray.is_initialized()
         self.display.status("joining the Ray cluster" if self.options.address else "starting Ray")
         try:
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                # MLflow readies its store (a new sqlite store migrates its schema: seconds), and each case is
-                # checked and timed, while Ray starts.
-                recorder = pool.submit(_recorder, self.options.tracking_uri, self.options.experiment)
-                probes = {case.name: pool.submit(_probe, case, self.options.profile) for case in self.cases}
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                # While Ray starts: each case is checked and timed by one training step, then (only if every case
+                # passed) MLflow readies its store, which for a new sqlite store is a schema migration (seconds).
+                ready = pool.submit(self._ready_stores)
                 if started_here:
                     _start_ray(self.options)
                 _stop_on_sigterm()
-                self.recorder = recorder.result()
-                expected = {name: probe.result() for name, probe in probes.items()}
+                expected = ready.result()
             self.display.status(None)
             check_resources([n["Resources"] for n in ray.nodes() if n["Alive"]], *self._requests())
             gpus, slots = _slots(self.options)
@@ -160,6 +158,12 @@ class _Sweep:
             self._close()
             if started_here:
                 ray.shutdown()
+
+    def _ready_stores(self) -> dict[str, float]:
+        """Checks every case (expected seconds per trial, by name), then opens the MLflow store."""
+        expected = {case.name: _probe(case, self.options.profile) for case in self.cases}
+        self.recorder = _recorder(self.options.tracking_uri, self.options.experiment)
+        return expected
 
     def _requests(self) -> tuple[float, float | None]:
         return self.options.cpus_per_trial, self.options.gpus_per_trial
