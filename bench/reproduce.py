@@ -2,8 +2,8 @@
 
     python bench/reproduce.py [--out docs/reproduction.md] [CASE ...]
 
-Every row is one real trial (seed 0, one CPU thread); the thread's number is quoted from CASES.md and the
-seeds. The Markdown written to ``--out`` is what docs/reproduction.md holds.
+Every row is one real trial (seed 0, one CPU thread); the thread's number is quoted from the thread (each
+case's ``source``). The Markdown written to ``--out`` is what docs/reproduction.md holds.
 """
 
 from __future__ import annotations

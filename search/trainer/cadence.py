@@ -6,8 +6,8 @@ the device) costs up to half an epoch on the small cases, and what reads the fig
 - the pruner reads the epochs the engine reports, multiples of ``report_every``: they are always measured;
 - the symptom rules read the last epoch (collapse, dead units, scale-blindness, vanishing gradients), the first,
   the best and the last (late divergence), the best of the last quarter against the best before it (plateau),
-  and any non-finite value (divergence): the first and last few epochs are measured, and a non-finite loss is
-  caught on the unmeasured epochs' losses, read at the next measurement;
+  any measured epoch (exploding gradients) and any non-finite value (divergence): the first and last few epochs
+  are measured, and a non-finite loss is caught on the unmeasured epochs' losses, read at the next measurement;
 - the MLflow curves and the figures want a readable line: a regular grid of about :data:`POINTS` epochs;
 - early stopping keeps the best epoch's weights, so under it every epoch is measured.
 

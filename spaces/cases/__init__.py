@@ -1,4 +1,4 @@
-"""The five documented failure cases of CASES.md, one module each; importing this registers them."""
+"""The five documented failure cases, one module each (each names its thread); importing this registers them."""
 
 from spaces.cases.conv1d_dying_relu import Conv1dDyingRelu
 from spaces.cases.denoise_constant_output import DenoiseConstantOutput
