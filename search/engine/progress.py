@@ -138,6 +138,8 @@ class Progress:
                 case.best = done.rel_error
             if self._bars is not None:
                 self._bars.update(case.task, completed=case.done, counts=case.counts())
+            elif not self.enabled:
+                return
             elif case.done == case.total:
                 minutes, seconds = divmod(int(time.monotonic() - case.started), 60)
                 self._print(f"{name}: {case.done}/{case.total} trials in {minutes}:{seconds:02d}, {case.counts()}")
