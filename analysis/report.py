@@ -19,6 +19,7 @@ import math
 import re
 import shutil
 import tempfile
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,22 +54,33 @@ SETTINGS_ORDER = ("profile", "seeds", "trials", "parts", "seed", "prune", "deter
 """The sweep settings shown first; any other param of the parent run follows, sorted."""
 
 
-def format_ranking(ranking: CaseRanking) -> str:
-    """The plain-text block ``overfit rank`` prints for one case."""
+def format_ranking(ranking: CaseRanking, width: int | None = None) -> str:
+    """The plain-text block ``overfit rank`` prints for one case.
+
+    ``width``: wrap the lines to this many columns (a terminal's), each continuation indented under its text;
+    None keeps one line per factor (for a log, or grep).
+    """
     fix = " + ".join(f"{k}={show(v)}" for k, v in ranking.documented_fix.items()) or "none recorded"
     lines = [
-        f"{ranking.case}: {ranking.trials} trials, {ranking.fixed_trials} fixed; baseline relative error "
-        f"{show_error(ranking.baseline_error)}; documented fix: {fix}"
+        (
+            f"{ranking.case}: {ranking.trials} trials, {ranking.fixed_trials} fixed; baseline relative error "
+            f"{show_error(ranking.baseline_error)}; documented fix: {fix}",
+            "  ",
+        )
     ]
     for row in ranking.table.itertuples():
         place = f"{int(row.rank)}." if row.rank is not None and not pd.isna(row.rank) else "-"
-        lines.append(f"  {place:<3} {row.factor:<15} {row.score:5.2f}  {row.explanation}")
+        lines.append((f"  {place:<3} {row.factor:<15} {row.score:5.2f}  {row.explanation}", " " * 29))
     if ranking.minimal_fixes:
         shown = ", ".join(f"{fix} ({show_error(fix.error)})" for fix in ranking.minimal_fixes[:5])
-        lines.append(f"  smallest fixes: {shown}")
+        lines.append((f"  smallest fixes: {shown}", " " * 4))
     if ranking.note:
-        lines.append(f"  note: {ranking.note}")
-    return "\n".join(lines)
+        lines.append((f"  note: {ranking.note}", " " * 4))
+    if width is None:
+        return "\n".join(line for line, _ in lines)
+    return "\n".join(
+        textwrap.fill(line, width, subsequent_indent=indent, break_on_hyphens=False) for line, indent in lines
+    )
 
 
 def write_report(sweep: Sweep, rankings: Mapping[str, CaseRanking], out: str | Path) -> Path:

@@ -11,7 +11,9 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -305,12 +307,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summaries, indent=2))
         return 0
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 10_000
     print()
     for summary in summaries:
         fixes = [f"{label} ({t['fixed']}/{t['seeds']} seeds)" for label, t in summary["ablation"].items() if t["fixed"]]
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
-        print(f"{summary['case']}: {summary['trials']} trials ({outcomes}); parent run {summary['parent_run_id']}")
-        print(f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}")
+        lines = [
+            f"{summary['case']}: {summary['trials']} trials ({outcomes}); parent run {summary['parent_run_id'][:8]}",
+            f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}",
+        ]
+        print("\n".join(textwrap.fill(line, width, subsequent_indent="    ") for line in lines))
     return 0
 
 
@@ -359,7 +365,8 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in rankings.values()], indent=2))
         return 0
-    print("\n\n".join(format_ranking(r) for r in rankings.values()))
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    print("\n\n".join(format_ranking(r, width) for r in rankings.values()))
     return 0
 
 

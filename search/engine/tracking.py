@@ -102,7 +102,7 @@ class Recorder:
         now = _now()
         self.client.log_batch(
             run_id,
-            metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if _number(v)],
+            metrics=[Metric(k, _shown(v), now, 0) for k, v in (metrics or {}).items() if _number(v)],
             tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()],
         )
         self.client.set_terminated(run_id, status=status)
@@ -148,12 +148,12 @@ class Recorder:
         run_id = run.info.run_id
         now = _now()
         metrics = [
-            Metric(name, float(epoch[name]), now, int(epoch["epoch"]))
+            Metric(name, _shown(epoch[name]), now, int(epoch["epoch"]))
             for epoch in trial.get("history") or []
             for name in EPOCH_METRICS
             if _number(epoch.get(name))
         ]
-        metrics += [Metric(k, float(v), now, 0) for k, v in trial["metrics"].items() if _number(v)]
+        metrics += [Metric(k, _shown(v), now, 0) for k, v in trial["metrics"].items() if _number(v)]
         params = [Param(k, str(v)) for k, v in trial["params"].items()]
         for start in range(0, max(len(metrics), 1), _BATCH):
             self.client.log_batch(run_id, metrics=metrics[start : start + _BATCH], params=params if not start else [])
@@ -291,6 +291,11 @@ _STORE_MODULES = {"requests", "urllib3", "sqlalchemy", "sqlite3"}
 
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+def _shown(value: float) -> float:
+    """A metric to 5 significant digits: what the UI shows whole (it prints 1.0000000000000009), and ample to rank."""
+    return float(f"{value:.5g}")
 
 
 def _number(value: Any) -> bool:

@@ -1,0 +1,92 @@
+"""The live display: what a person sees in a terminal 80 columns wide, and in a log when output is piped."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from search.engine.case_run import Done
+from search.engine.progress import Progress
+
+CASE_FILE = Path(__file__).resolve().parents[2] / "sweep_case.py"
+OVERFIT = Path(sys.executable).parent / "overfit"
+SWEEP = ["sweep", f"{CASE_FILE}:TinyCollapse", f"{CASE_FILE}:OtherTinyCollapse", "--seeds", "1", "--trials", "2"]
+FIXED = Done(part="ablation", label="lr=0.01", outcome="fixed", fixed=True, pruned=False, rel_error=0.02)
+PRUNED = Done(part="ablation", label="activation=tanh", outcome="collapsed", fixed=False, pruned=True, rel_error=1.0)
+
+
+def test_piped_it_writes_a_line_when_a_case_ends_and_nothing_between():
+    stream = io.StringIO()
+    display = Progress(stream=stream, every=3600)
+    display.status("starting Ray")
+    display.add_case("tiny_collapse", total=2)
+    display.trial_started("tiny_collapse")
+    display.trial_finished("tiny_collapse", FIXED)
+    assert stream.getvalue() == "overfit: starting Ray\n"
+    display.trial_finished("tiny_collapse", PRUNED)
+    display.close()
+    (line,) = stream.getvalue().splitlines()[1:]
+    assert line.startswith("tiny_collapse: 2/2 trials in 0:0") and line.endswith("1 fixed 1 pruned best 2.0e-02")
+
+
+def test_off_it_writes_nothing_but_warnings():
+    stream = io.StringIO()
+    display = Progress(enabled=False, stream=stream)
+    display.status("starting Ray")
+    display.add_case("tiny_collapse", total=1)
+    display.trial_finished("tiny_collapse", FIXED)
+    display.close()
+    assert stream.getvalue() == ""
+
+
+def screen(session: str) -> list[str]:
+    shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True, check=True)
+    return shown.stdout.splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_in_a_terminal_80_columns_wide_each_case_keeps_one_line(tmp_path):
+    session = f"overfit-{tmp_path.name}"
+    command = " ".join([str(OVERFIT), *SWEEP, "; echo EXIT=$?; sleep 600"])
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "30", "-c", str(tmp_path), command],
+        check=True,
+    )
+    seen: list[list[str]] = []
+    try:
+        deadline = time.time() + 300
+        while not any(line.startswith("EXIT=") for line in (seen[-1] if seen else [])):
+            assert time.time() < deadline, "the sweep did not end"
+            time.sleep(1)
+            seen.append(screen(session))
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    final = seen[-1]
+    assert "EXIT=0" in final
+    for shown in seen:
+        assert max(len(line) for line in shown) <= 80
+        for case in ("tiny_collapse", "other_tiny_collapse"):  # redrawn in place: never a stale copy
+            assert sum(line.lstrip(" ⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏").startswith(case + " ") for line in shown) <= 1, shown
+    bars = [line for line in final if "5/5" in line]
+    assert len(bars) == 2 and all("fixed" in line and "pruned" in line for line in bars), final
+    assert any(line.startswith("tiny_collapse: 5 trials") for line in final)  # the summary, after the display
+
+
+@pytest.mark.slow
+def test_piped_the_progress_stays_on_stderr_and_json_on_stdout(tmp_path):
+    done = subprocess.run([str(OVERFIT), *SWEEP, "--json"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summaries = json.loads(done.stdout)  # stdout is pure JSON
+    assert [s["case"] for s in summaries] == ["tiny_collapse", "other_tiny_collapse"]
+    lines = done.stderr.splitlines()
+    assert lines[0] == "overfit: starting Ray"
+    assert {line.split(":")[0] for line in lines[1:]} == {"tiny_collapse", "other_tiny_collapse"}
+    assert all("5/5 trials in" in line for line in lines[1:])
