@@ -187,15 +187,22 @@ class CaseSearch:
 
 
 class SweepSearcher(Searcher):
-    """The searcher Tune sees for a whole sweep: asks each case in turn, longest expected trials first.
+    """The searcher Tune sees for a whole sweep: the longest expected trials first, similar ones interleaved.
+
+    Cases are ranked by their expected trial time in tiers of a factor of two: a slot goes to the highest tier with
+    a trial to hand out, and within a tier to the case served least so far (so cases of similar cost share the
+    slots from the start, and a tier's last trials end together).
 
     Args:
-        cases: the cases' searches, in the order to fill slots (the sweep sorts them by expected trial time).
+        cases: the cases' searches.
+        seconds: each case's expected seconds per trial (default: all alike, so the cases take turns).
     """
 
-    def __init__(self, cases: list[CaseSearch]) -> None:
+    def __init__(self, cases: list[CaseSearch], seconds: list[float] | None = None) -> None:
         super().__init__(metric="rel_error", mode="min")
         self.cases = cases
+        self.tiers = _tiers(seconds or [1.0] * len(cases))
+        self.served = [0] * len(cases)
         self.trials: dict[str, tuple[CaseSearch, TrialSpec]] = {}
         self.pruned: dict[str, str] = {}  # the pruner's reason, by trial id, for every trial it stopped
 
@@ -204,12 +211,14 @@ class SweepSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         waiting = False
-        for case in self.cases:
+        for index in sorted(range(len(self.cases)), key=lambda i: (-self.tiers[i], self.served[i], i)):
+            case = self.cases[index]
             spec = case.next_spec()
             if spec == WAIT:
                 waiting = True
             elif spec is not None:
                 self.trials[trial_id] = (case, spec)
+                self.served[index] += 1
                 return spec.to_config()
         return None if waiting else Searcher.FINISHED
 
@@ -243,6 +252,18 @@ class SweepSearcher(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         pass
+
+
+def _tiers(seconds: list[float]) -> list[int]:
+    """Each case's tier, highest first: from the longest case down, a new tier starts below half the tier's top."""
+    tiers = [0] * len(seconds)
+    tier, top = 0, None
+    for index in sorted(range(len(seconds)), key=lambda i: -seconds[i]):
+        if top is not None and seconds[index] < top / 2:
+            tier, top = tier - 1, None
+        top = seconds[index] if top is None else top
+        tiers[index] = tier
+    return tiers
 
 
 def _value(value: Any) -> float:

@@ -350,8 +350,7 @@ class _Sweep:
                 run.summary_written = self.writer.submit(lambda retrying, run=run: self._summarise(run))
         remaining = [run for run in self.runs if not run.complete]
         if remaining:
-            longest_first = sorted(remaining, key=lambda r: -r.seconds_per_trial)
-            searcher = SweepSearcher([run.search for run in longest_first])
+            searcher = SweepSearcher([r.search for r in remaining], [r.seconds_per_trial for r in remaining])
             callback = RecordingCallback(searcher, {run.case.name: run for run in self.runs})
             storage = Path(self.options.results_dir).expanduser().resolve()  # trials chdir: absolute paths only
             tuner = tune.Tuner(

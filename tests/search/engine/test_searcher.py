@@ -132,10 +132,17 @@ def test_without_a_pruner_every_trial_runs_to_the_end():
     assert not searcher.should_stop("t1", decision(epochs(1, 60, 1.0, 0.0)))
 
 
-def test_cases_are_asked_in_order_and_a_waiting_case_lets_the_next_fill_the_slot():
+def test_the_longest_trials_go_first_and_cases_alike_take_turns():
+    cases = [case_search(count=2, name=name) for name in ("short", "long", "long too")]
+    searcher = SweepSearcher(cases, seconds=[1.0, 30.0, 40.0])  # 30 s and 40 s: one tier (a factor of two)
+    handed = [searcher.suggest(f"t{i}")["case"] for i in range(6)]
+    assert handed == ["long", "long too", "long", "long too", "short", "short"]
+
+
+def test_a_waiting_case_lets_the_next_fill_the_slot():
     slow = case_search(count=2, batch=1, name="slow")
     fast = case_search(count=1, name="fast")
-    searcher = SweepSearcher([slow, fast])
+    searcher = SweepSearcher([slow, fast], seconds=[10.0, 1.0])
     assert searcher.suggest("a")["case"] == "slow"  # the longest expected trials first
     assert searcher.suggest("b")["case"] == "fast"  # slow's deterministic batch runs: fast fills the slot
     assert searcher.suggest("c") is None  # nothing to hand out until slow's batch is told
