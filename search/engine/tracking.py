@@ -63,10 +63,18 @@ class Recorder:
 
     def _create(self, experiment: str) -> str:
         """A new experiment; on a sqlite store its artifacts live beside the store, not in the working folder."""
+        from mlflow.exceptions import MlflowException
+
         location = None
         if self.tracking_uri.startswith("sqlite:///"):
             location = (Path(self.tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlruns").as_uri()
-        return self.client.create_experiment(experiment, artifact_location=location)
+        try:
+            return self.client.create_experiment(experiment, artifact_location=location)
+        except MlflowException:  # another command created it since we looked: use theirs
+            found = self.client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+            return found.experiment_id
 
     # ---- parent runs ----
 

@@ -168,7 +168,10 @@ def test_local_sweep_records_everything(tmp_path):
 @contextlib.contextmanager
 def ray_head(tmp_path: Path, cpus: int, gpus: int = 0) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "RAY_ADDRESS": ""}
+    # As the README starts a cluster: token authentication on (Ray 2.60 turns it on by itself when a token exists;
+    # earlier releases only when asked). The driver, run by `overfit`, sends the token it finds in ~/.ray.
+    subprocess.run([str(BIN / "ray"), "get-auth-token", "--generate"], capture_output=True, timeout=60)
+    env = {**os.environ, "RAY_ADDRESS": "", "RAY_AUTH_MODE": "token"}
     started = subprocess.run(
         [
             str(BIN / "ray"),
@@ -382,6 +385,20 @@ def test_a_local_sweep_listens_on_loopback_only(tmp_path):
     assert {name for *_, name in listening} >= {"gcs_server", "raylet"}, listening
     exposed = sorted(entry for entry in listening if entry[0] not in ("127.0.0.1", "::1", "::ffff:127.0.0.1"))
     assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+@pytest.mark.slow
+def test_two_sweeps_started_at_once_on_a_new_store_both_record_everything(tmp_path):
+    args = ["sweep", TINY, "--parts", "ablation", "--seeds", "1", "--quiet"]
+    both = [start_driver(args, tmp_path) for _ in range(2)]
+    assert [driver.wait(timeout=600) for driver in both] == [0, 0]
+    parents = runs(tmp_path / "mlflow.db", "sweep")
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
+    expected = len(ablation(get_case(TINY), seeds=1))
+    children = runs(tmp_path / "mlflow.db")
+    for parent in parents:
+        keys = [r.data.tags[Tag.KEY] for r in children if r.data.tags[Tag.PARENT] == parent.info.run_id]
+        assert len(keys) == len(set(keys)) == expected
 
 
 def mlflow_server(folder: Path, port: int) -> subprocess.Popen:
