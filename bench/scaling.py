@@ -190,7 +190,7 @@ def engine_throughput(trials: int, slots: int) -> tuple[float, float]:
     """(trials per second, median overhead inside the actor per trial) of near-free trials through the engine."""
     import ray
 
-    from search.engine.recording import TrialLog
+    from analysis.records import TrialLog
     from search.engine.sweep import SweepOptions, run_sweep
 
     seeds = max(1, trials // 10)

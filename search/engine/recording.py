@@ -17,7 +17,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from analysis.records import Tag, TrialSpec
+from analysis.records import BASELINE_LABEL, Tag, TrialSpec
 from search.engine.tracking import source_tags
 from search.trainer.judge import judge
 from search.trainer.metrics import Epoch
@@ -132,8 +132,9 @@ def trial_entry(record: TrialRecord, case: Case, budget: int) -> dict[str, Any]:
             "actor_seconds": summary.get("actor_seconds"),
         },
         "history": summary.get("history") or record.epochs,
+        # For the figures of the baseline and of every fix, whoever draws them (the trial, the report, the notebook)
         "samples": {**summary["samples"], "time_dim": case.time_dim}
-        if record.figures and summary.get("samples")
+        if summary.get("samples") and (summary.get("fixed") or spec.label == BASELINE_LABEL)
         else None,
         "status": "FAILED" if summary.get("outcome") == "error" else "FINISHED",
         "started": record.started,

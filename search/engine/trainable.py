@@ -14,6 +14,7 @@ produced them, for the baseline and every fixed trial: the driver only stores th
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import time
 from typing import Any
@@ -32,6 +33,17 @@ __all__ = ["draw_figures", "report_every", "train"]
 DECISIONS_PER_TRIAL = 20
 
 
+# A fixed trial's figures take about half a second to draw on one core; a trial that trained for less than this
+# leaves them to the report and the notebook, which draw them from its samples.
+FIGURES_MIN_SECONDS = 1.0
+
+
+@functools.cache
+def _case(ref: str) -> Case:
+    """The case, loaded once per worker process (a reused actor runs many trials; a file case would re-import)."""
+    return get_case(ref)
+
+
 def report_every(epochs: int) -> int:
     """Epochs between a trial's pruning checks."""
     return max(1, -(-epochs // DECISIONS_PER_TRIAL))
@@ -43,7 +55,7 @@ def train(config: dict[str, Any]) -> None:
 
     started = time.perf_counter()
     spec = TrialSpec.from_config(config)
-    case = get_case(spec.case_ref or spec.case)
+    case = _case(spec.case_ref or spec.case)
     budget = case.budget(spec.profile).epochs
     pruner = CollapsePruner() if spec.report_every > 0 else None
     pending: list[dict[str, Any]] = []  # measured epochs not yet reported
@@ -80,7 +92,9 @@ def train(config: dict[str, Any]) -> None:
     )
     summary = result.to_json(history=True)
     summary["gpu_ids"] = [str(i) for i in ray.get_gpu_ids()]  # what Ray gave it, beside the device torch used
-    wanted = result.fixed or spec.label == BASELINE_LABEL  # where figures help: the failure, and every fix
+    # Where figures help: the failure, and every fix; but not for a fix whose training took less time than drawing
+    # them would (a near-free trial), which keeps its samples.json for the report and the notebook to draw.
+    wanted = spec.label == BASELINE_LABEL or (result.fixed and result.seconds >= FIGURES_MIN_SECONDS)
     figures = draw_figures(case, spec, summary["history"], summary.get("samples")) if wanted else {}
     summary["actor_seconds"] = time.perf_counter() - started  # training plus what the trial cost around it
     tune.report(
