@@ -56,9 +56,9 @@ def replay_cases(durations: dict[str, list[float]], speed: float, folder: Path) 
         "from spaces import Budget, Case, Data, Factor",
         "",
         "class Sleeper(nn.Module):",
-        "    def __init__(self, seconds):",
+        "    def __init__(self, ms):",
         "        super().__init__()",
-        "        self.seconds, self.layer = seconds, nn.Linear(2, 2)",
+        "        self.seconds, self.layer = ms / 1000, nn.Linear(2, 2)",
         "    def forward(self, x):",
         "        if self.training:  # the training step takes the recorded time; measuring it is free",
         "            time.sleep(self.seconds)",
@@ -68,20 +68,25 @@ def replay_cases(durations: dict[str, list[float]], speed: float, folder: Path) 
     refs = []
     for index, (case, seconds) in enumerate(durations.items()):
         # One trial per recorded duration: the baseline's and the ablation grid's values, kept distinct.
-        values = [round(s * speed, 3) + k * 1e-6 for k, s in enumerate(seconds)]
+        values: list[int] = []  # in milliseconds: whole numbers keep every label (and so every trial's key) distinct
+        for s in seconds:
+            ms = round(s * speed * 1000)
+            while ms in values:
+                ms += 1
+            values.append(ms)
         lines += textwrap.dedent(
             f"""
             class Replay{index}(Case):
                 name = "replay_{case}"
                 title = "the recorded trials of {case}"
-                space = {{"seconds": Factor("seconds", "sleep", low=0.0, high=1e6, grid={tuple(values[1:])!r})}}
-                baseline = {{"seconds": {values[0]!r}}}
+                space = {{"ms": Factor("ms", "sleep", low=0, high=10**9, integer=True, grid={tuple(values[1:])!r})}}
+                baseline = {{"ms": {values[0]!r}}}
                 budgets = {{"quick": Budget(epochs=1), "full": Budget(epochs=1)}}
                 def make_data(self, seed, budget, config):
                     x = torch.randn(4, 2, generator=torch.Generator().manual_seed(seed))
                     return Data(x, x.clone())
                 def build_model(self, config):
-                    return Sleeper(config["seconds"])
+                    return Sleeper(config["ms"])
             """
         ).splitlines()
         refs.append(f"{folder / 'replay_cases.py'}:Replay{index}")

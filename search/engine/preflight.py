@@ -104,9 +104,25 @@ def check_cases(refs: Sequence[str], what: str = "sweep") -> list[Case]:
             )
         seen[case.name] = ref
     for ref, case in zip(refs, cases, strict=True):
+        _check_labels(ref, case)
         if ":" in ref:
             check_case(case)
     return cases
+
+
+def _check_labels(ref: str, case: Case) -> None:
+    """A trial is recorded under its label (values shown to 3 significant digits): two grid values that show alike
+    would be two trials under one key, one of them lost."""
+    from search.engine.plan import ablation
+
+    seen: dict[str, dict[str, Any]] = {}
+    for spec in ablation(case, seeds=1):
+        if spec.label in seen and seen[spec.label] != spec.overrides:
+            raise SweepError(
+                f"case {ref!r}: its factors' grid values must differ in their first 3 significant digits, got "
+                f"{seen[spec.label]} and {spec.overrides} (both {spec.label!r})"
+            )
+        seen[spec.label] = spec.overrides
 
 
 def check_address(address: str, timeout: float | None = None, option: str = "--address") -> None:

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from search.engine.preflight import PARTS, SweepError, check_address, check_resources, validate
+from search.engine.preflight import PARTS, SweepError, check_address, check_cases, check_resources, validate
 
 
 @pytest.mark.parametrize(
@@ -140,3 +140,24 @@ def test_a_real_ray_head_node_passes_the_handshake():
             os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_grid_values_that_show_alike_are_refused(tmp_path: Path):
+    """Two values recorded under one label would be one trial's key twice: one of them lost."""
+    (tmp_path / "alike.py").write_text(
+        "import torch\n"
+        "from torch import nn\n"
+        "from spaces import FACTORS, Budget, Case, Data\n"
+        "class Alike(Case):\n"
+        "    name = 'alike'\n"
+        "    space = {'lr': FACTORS['lr'].narrow(low=1e-4, high=1e-1, grid=(1e-2, 1.00001e-2))}\n"
+        "    baseline = {'lr': 1e-3}\n"
+        "    budgets = {'quick': Budget(epochs=2, samples=8), 'full': Budget(epochs=2, samples=8)}\n"
+        "    def make_data(self, seed, budget, config):\n"
+        "        x = torch.randn(8, 4)\n"
+        "        return Data(x, x.clone())\n"
+        "    def build_model(self, config):\n"
+        "        return nn.Linear(4, 4)\n"
+    )
+    with pytest.raises(SweepError, match=r"grid values must differ in their first 3 significant digits.*'lr=0.01'"):
+        check_cases([f"{tmp_path / 'alike.py'}:Alike"])
