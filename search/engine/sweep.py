@@ -47,7 +47,7 @@ from search.engine.progress import Progress
 from search.engine.pruning import CollapsePruner
 from search.engine.searcher import CaseSearch
 from search.engine.tracking import FAILED, FINISHED, KILLED, Recorder, StoreUnavailable, Writer, source_tags
-from search.engine.trainable import FIGURES_MIN_SECONDS, draw_figures, report_every
+from search.engine.trainable import draw_figures, report_every, wants_figures
 from spaces import Case, get_case
 
 __all__ = ["PARTS", "SweepAborted", "SweepError", "SweepOptions", "run_sweep", "sweep_tags"]
@@ -308,7 +308,8 @@ class _Sweep:
         for key, entry in entries.items():
             if key not in done:  # finished, but MLflow never heard of it (away, or the driver died first)
                 figures = {}
-                if entry.get("samples") and _wants_figures(entry):  # drawn again from what the log holds
+                tags, seconds = entry["tags"], entry["metrics"].get("seconds") or 0.0
+                if entry.get("samples") and wants_figures(tags[Tag.LABEL], tags[Tag.FIXED] == "true", seconds):
                     spec = TrialSpec.from_config(entry["spec"])
                     figures = draw_figures(run.case, spec, entry["history"], entry["samples"])
                 self.recorder.write_trial(
@@ -465,12 +466,6 @@ def sweep_tags(case: Case, sweep_id: str) -> dict[str, str]:
         Tag.THRESHOLD: repr(float(case.threshold)),
         Tag.NOTE: f"{case.title}.\n\nSweep running: trials appear under this run as they finish.",
     }
-
-
-def _wants_figures(entry: dict[str, Any]) -> bool:
-    """Whether the trial drew its figures (see search.engine.trainable): the baseline, and fixes not near-free."""
-    tags, seconds = entry["tags"], entry["metrics"].get("seconds") or 0.0
-    return tags[Tag.LABEL] == BASELINE_LABEL or (tags[Tag.FIXED] == "true" and seconds >= FIGURES_MIN_SECONDS)
 
 
 def _recorder(tracking_uri: str, experiment: str) -> Recorder:

@@ -8,7 +8,8 @@ own check and the driver's agree, and the epoch a trial is pruned at does not de
 carries the epochs measured since the last one; a trial that is not pruned costs one report.
 
 Figures (its curve, and a few inputs beside targets and reconstructions) are drawn here, by the trial that
-produced them, for the baseline and every fixed trial: the driver only stores them.
+produced them, for the baseline and every fixed trial that trained for at least FIGURES_MIN_SECONDS (a near-free
+fix keeps only its samples, for the report and the notebook to draw): the driver only stores them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from search.trainer.metrics import Epoch
 from search.trainer.trial import json_safe, run_trial
 from spaces import Case, get_case
 
-__all__ = ["draw_figures", "report_every", "train"]
+__all__ = ["draw_figures", "report_every", "train", "wants_figures"]
 
 # Pruning decisions per trial: the pruner's window spans 10% of the budget, so two checks a window.
 DECISIONS_PER_TRIAL = 20
@@ -36,6 +37,11 @@ DECISIONS_PER_TRIAL = 20
 # A fixed trial's figures take about half a second to draw on one core; a trial that trained for less than this
 # leaves them to the report and the notebook, which draw them from its samples.
 FIGURES_MIN_SECONDS = 1.0
+
+
+def wants_figures(label: str, fixed: bool, seconds: float) -> bool:
+    """Where figures help: the failure, and every fix that trained for longer than drawing them takes."""
+    return label == BASELINE_LABEL or (fixed and seconds >= FIGURES_MIN_SECONDS)
 
 
 @functools.cache
@@ -92,9 +98,7 @@ def train(config: dict[str, Any]) -> None:
     )
     summary = result.to_json(history=True)
     summary["gpu_ids"] = [str(i) for i in ray.get_gpu_ids()]  # what Ray gave it, beside the device torch used
-    # Where figures help: the failure, and every fix; but not for a fix whose training took less time than drawing
-    # them would (a near-free trial), which keeps its samples.json for the report and the notebook to draw.
-    wanted = spec.label == BASELINE_LABEL or (result.fixed and result.seconds >= FIGURES_MIN_SECONDS)
+    wanted = wants_figures(spec.label, result.fixed, result.seconds)  # a near-free fix keeps only its samples
     figures = draw_figures(case, spec, summary["history"], summary.get("samples")) if wanted else {}
     summary["actor_seconds"] = time.perf_counter() - started  # training plus what the trial cost around it
     tune.report(
