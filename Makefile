@@ -12,9 +12,11 @@ run: $(STAMP)
 	$(BIN)/overfit sweep --all --seeds 1 --trials 6
 	$(BIN)/overfit rank
 
+# Two workers: the slow tests spend much of their time waiting (Ray and MLflow starting, processes importing).
+# loadscope keeps a module's functions, or a class's methods, on one worker: the main job's sweep runs once.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

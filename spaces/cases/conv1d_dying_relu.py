@@ -30,13 +30,38 @@ _ENCODER = ((1, 8, 15), (8, 16, 11), (16, 32, 7), (32, 64, 5), (64, 128, 3))  # 
 _DECODER = (128, 64, 32, 16, 8, 1)
 
 
+class DenseConv1d(nn.Conv1d):
+    """The thread's dense layer: a conv whose kernel spans its whole input, so its output has length 1.
+
+    The same layer (parameters, initialisation, state dict) as ``nn.Conv1d``, computed as the matrix product it
+    is: on CPU the conv kernels take 8 ms for this shape's backward pass where the product takes 1.3 ms, about a
+    fifth of the case's epoch. Any other input length runs the conv.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] != self.kernel_size[0] or self.padding != (0,):
+            return super().forward(x)
+        return nn.functional.linear(x.flatten(1), self.weight.flatten(1), self.bias).unsqueeze(-1)
+
+
+class PairMax(nn.Module):
+    """``nn.MaxPool1d(2)`` on even lengths: the max of each pair of neighbours, through a reshape.
+
+    The same values and, but for exact ties, the same gradients (a tie after a ReLU is two zeros, whose gradient the
+    ReLU stops anyway); 30% faster than the pooling kernel on CPU, which is a seventh of the case's epoch.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unflatten(-1, (-1, 2)).max(-1).values
+
+
 def _conv_block(c_in: int, c_out: int, kernel: int, config: Mapping[str, Any]) -> nn.Sequential:
     """The thread's Conv1DBlock: 'same' conv, (its commented-out BatchNorm), activation, max-pool by 2."""
     return nn.Sequential(
         nn.Conv1d(c_in, c_out, kernel, padding=(kernel - 1) // 2),
         normalization(config["normalization"], c_out, spatial_dims=1),
         activation(config["activation"]),
-        nn.MaxPool1d(2),
+        PairMax(),
     )
 
 
@@ -58,7 +83,7 @@ class Conv1dAutoencoder(nn.Module):
         code = config["hidden_size"]
         act = config["activation"]
         blocks = [_conv_block(i, o, k, config) for i, o, k in _ENCODER]
-        self.encoder = nn.Sequential(*blocks, nn.Conv1d(128, code, kernel_size=32), nn.Flatten(1))
+        self.encoder = nn.Sequential(*blocks, DenseConv1d(128, code, kernel_size=32), nn.Flatten(1))
         if config["decoder"] == "conv":
             ups = [_upsample_block(i, o, config) for i, o in zip((code, *_DECODER[1:-1]), _DECODER[1:], strict=False)]
             self.decoder = nn.Sequential(

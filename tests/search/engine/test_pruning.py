@@ -102,8 +102,6 @@ def test_creeping_spread_at_the_mean_is_leaving_it():
     assert trial_with(flat).should_prune()
 
 
-
-
 def test_the_rule_names_what_decided_it_with_its_figures():
     pruner = CollapsePruner()
     stuck = {e: 2.0 for e in range(1, 16)}
