@@ -189,6 +189,8 @@ def listening_sockets(driver: psutil.Process) -> set[tuple[str, int, str]]:
 
 
 def mlflow_server(folder: Path, port: int) -> subprocess.Popen:
+    """``mlflow server`` on ``folder``'s sqlite store, healthy. Without MLflow's job runner (GenAI jobs, a documented
+    switch): seven more processes, each importing MLflow, that nothing here uses."""
     server = subprocess.Popen(
         [
             str(BIN / "mlflow"),
@@ -206,6 +208,7 @@ def mlflow_server(folder: Path, port: int) -> subprocess.Popen:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     deadline = time.time() + 120
     while subprocess.run(["curl", "-sf", f"http://127.0.0.1:{port}/health"], capture_output=True).returncode:
