@@ -12,7 +12,7 @@ run: $(STAMP)
 	$(BIN)/overfit sweep --all --seeds 1 --trials 6
 	$(BIN)/overfit rank
 
-# Two workers: the slow tests spend much of their time waiting (Ray and MLflow starting, processes importing).
+# Two workers overlap the slow tests' start-ups (Ray, MLflow servers, processes importing) with other tests' work.
 # loadscope keeps a module's functions, or a class's methods, on one worker: the main job's sweep runs once.
 test: $(STAMP)
 	$(BIN)/ruff check .

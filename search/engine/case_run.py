@@ -155,4 +155,3 @@ class CaseRun:
             "baseline_rel_error": statistics.median(baseline) if baseline else float("nan"),
             "best_rel_error": min(errors) if errors else float("nan"),
         }
-

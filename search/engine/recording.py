@@ -10,9 +10,10 @@ sweep's durable record: when MLflow was away, or the driver died between a trial
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ray.tune import Callback
@@ -245,8 +246,26 @@ class RecordingCallback(Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._finish(trial, error=f"trial failed in Ray after {self._attempts(trial)} attempt(s): {_ray_error(trial)}")
 
+    def finish_failed(self, results: Iterable[Any]) -> None:
+        """Records the trials that Tune's ``results`` (its ResultGrid) hold as failed but no callback heard of.
+
+        Ray Tune 2.60 ends a trial in error without calling ``on_trial_error`` when its lost actor reports a second
+        failure while the first is being handled (seen when a node dies under load); without this the trial would
+        be lost and the sweep would end as if interrupted. A trial stopped by Ctrl-C has no error: left for --resume.
+        """
+        for result in results:
+            trial_id = (result.metrics or {}).get("trial_id")
+            if result.error is None or trial_id not in self.records:
+                continue
+            lines = [line for line in str(result.error).splitlines() if line.strip()] or ["see Ray's logs"]
+            error = f"trial failed in Ray after {self._attempts_of(trial_id)} attempt(s): {lines[-1][:300]}"
+            self._finish(SimpleNamespace(trial_id=trial_id, last_result=result.metrics), error=error)
+
     def _attempts(self, trial) -> int:
-        record = self.records.get(trial.trial_id)
+        return self._attempts_of(trial.trial_id)
+
+    def _attempts_of(self, trial_id: str) -> int:
+        record = self.records.get(trial_id)
         return record.attempts if record else 1
 
     def _finish(self, trial, error: str | None) -> None:

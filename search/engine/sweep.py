@@ -375,7 +375,7 @@ class _Sweep:
                     log_to_file=True,
                 ),
             )
-            tuner.fit()
+            callback.finish_failed(tuner.fit())
         self._flush()
         if not all(run.complete for run in self.runs):
             raise KeyboardInterrupt  # Tune ended early: Ctrl-C or SIGTERM
@@ -585,4 +585,3 @@ def _with_stored(options: SweepOptions, stored: dict[str, str]) -> SweepOptions:
 def _trial_name(trial) -> str:
     """Trial folders named by case, part and id, not by the whole config."""
     return f"{trial.config.get('case', 'trial')}-{trial.config.get('part', '')}-{trial.trial_id}"
-

@@ -84,3 +84,23 @@ def test_identity_case_matches_the_threads_statistics():
 
 # That each quick baseline fails with its documented symptom and each documented fix fixes it is asserted on the
 # quick sweep of all five cases, with the ranking (tests/analysis/test_gold.py).
+
+
+def test_conv1d_cheaper_layers_compute_the_threads_layers():
+    from torch import nn
+
+    from spaces.cases.conv1d_dying_relu import DenseConv1d, PairMax
+
+    torch.manual_seed(0)
+    dense, conv = DenseConv1d(16, 8, kernel_size=32), nn.Conv1d(16, 8, kernel_size=32)
+    conv.load_state_dict(dense.state_dict())  # the same parameters, under the same names
+    for length in (32, 40):  # the kernel spans the input (the product), or not (the conv itself)
+        x = torch.randn(4, 16, length)
+        torch.testing.assert_close(dense(x), conv(x), rtol=1e-5, atol=1e-5)
+
+    x = torch.randn(4, 8, 64, requires_grad=True)
+    pooled, expected = PairMax()(x), nn.MaxPool1d(2)(x)
+    assert torch.equal(pooled, expected)
+    (grad,) = torch.autograd.grad(pooled.square().sum(), x)
+    (grad_expected,) = torch.autograd.grad(expected.square().sum(), x)
+    assert torch.equal(grad, grad_expected)
