@@ -429,7 +429,11 @@ class TestKilled:
             os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started
             raise
 
-        workers = [p for p in psutil.process_iter(["cmdline"]) if "ImplicitFunc" in " ".join(p.info["cmdline"] or [])]
+        workers = []  # this sweep's trial workers only: other tests' sweeps may run beside it
+        for process in _children(psutil.Process(driver.pid)):
+            with contextlib.suppress(psutil.Error):
+                if "ImplicitFunc" in " ".join(process.cmdline()):
+                    workers.append(process)
         assert workers, "no trial worker found"
         workers[0].kill()
         assert driver.wait(timeout=600) == 0
