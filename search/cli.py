@@ -8,6 +8,8 @@ status 2, before any training starts or anything is recorded.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import json
 import os
 import re
@@ -24,6 +26,10 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # the command itself, not a caller in a longer-lived process
+        # At exit, the objects torch, Ray and MLflow leave behind are exempted from the interpreter's final
+        # garbage collection, which otherwise takes 1-2 s after the work is done.
+        atexit.register(gc.freeze)
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -130,7 +136,10 @@ def _parser() -> argparse.ArgumentParser:
         help="how long to wait for an unreachable tracking store before stopping (default 600)",
     )
     sweep.add_argument("--quiet", action="store_true", help="no live progress")
-    sweep.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    sweep.add_argument(
+        "--rank", action="store_true", help="then print each case's factor ranking, as overfit rank does"
+    )
+    sweep.add_argument("--json", action="store_true", help="print the summaries (rankings included) as JSON")
     sweep.set_defaults(run=_cmd_sweep)
 
     rank = commands.add_parser("rank", help="rank the factors that fixed each case of a finished sweep")
@@ -304,9 +313,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     except SweepAborted as exc:
         print(f"overfit: sweep stopped: {exc}", file=sys.stderr)
         return 1
+    rankings = [summary.pop("ranking") for summary in summaries]
     if args.json:
+        for summary, ranking in zip(summaries, rankings, strict=True):
+            summary["ranking"] = ranking.to_dict() if ranking is not None else None
         print(json.dumps(summaries, indent=2))
         return 0
+    _print_summaries(summaries)
+    if args.rank:  # the rankings the sweep wrote to its parent runs: no second process reloading the stores
+        _print_rankings([s["case"] for s in summaries], rankings)
+    return 0
+
+
+def _print_summaries(summaries: list[dict[str, Any]]) -> None:
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 10_000
     print()
     for summary in summaries:
@@ -317,7 +336,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}",
         ]
         print("\n".join(textwrap.fill(line, width, subsequent_indent="    ") for line in lines))
-    return 0
+
+
+def _print_rankings(cases: list[str], rankings: list[Any]) -> None:
+    """As ``overfit rank`` prints them, after a blank line."""
+    from analysis.report import format_ranking
+
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    blocks = [
+        format_ranking(ranking, width) if ranking is not None else f"{case}: nothing to rank (its parent run says why)"
+        for case, ranking in zip(cases, rankings, strict=True)
+    ]
+    print()
+    print("\n\n".join(blocks))
 
 
 def _ray_environment(address: str | None) -> None:

@@ -61,6 +61,8 @@ class CaseRun:
         done: every finished trial by key, those of an interrupted run included.
         dataset: the case's data as an MLflow dataset input, logged with every trial.
         summarise: writes the case's summary to its parent run (called in the background once the case is done).
+        ranking: the case's :class:`analysis.ranking.CaseRanking`, once its summary is written (None when nothing
+            could be ranked).
     """
 
     case: Case
@@ -76,6 +78,7 @@ class CaseRun:
     dataset: Any = None
     summarise: Any = None
     summary_written: Future | None = None
+    ranking: Any = None
     seconds_per_trial: float = 0.0  # expected, from the case's check: the sweep starts the longest trials first
 
     @property
@@ -115,7 +118,8 @@ class CaseRun:
         return link
 
     def summary(self) -> dict[str, Any]:
-        """Counts by outcome, and the ablation's single changes with how many seeds each fixed: the whole sweep's."""
+        """Counts by outcome, the ablation's single changes with how many seeds each fixed (the whole sweep's), and
+        the ranking written to the parent run."""
         outcomes = Counter(d.outcome for d in self.done.values())
         singles: dict[str, dict[str, int]] = {}
         for done in self.done.values():
@@ -130,6 +134,7 @@ class CaseRun:
             "outcomes": dict(outcomes),
             "trials": len(self.done),
             "ablation": singles,
+            "ranking": self.ranking,
         }
 
     def counts(self) -> dict[str, int]:

@@ -16,8 +16,11 @@ from analysis.records import Tag
 __all__ = ["fix_rank", "ranking_markdown", "write_summary"]
 
 
-def write_summary(recorder: Any, run: Any, options: Any) -> None:
-    """Ranks ``run``'s case from what MLflow holds of its sweep and closes its parent run, FINISHED."""
+def write_summary(recorder: Any, run: Any, options: Any) -> Any:
+    """Ranks ``run``'s case from what MLflow holds of its sweep and closes its parent run, FINISHED.
+
+    Returns the case's :class:`analysis.ranking.CaseRanking`, or None when there was nothing to rank.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,6 +32,7 @@ def write_summary(recorder: Any, run: Any, options: Any) -> None:
     case = run.case.name
     metrics: dict[str, float] = run.metrics()
     tags: dict[str, str] = {}
+    ranking = None
     try:
         sweep = load_mlflow(recorder.tracking_uri, options.experiment, [case], sweep_id=run.parent_id)
         study = run.search.study
@@ -47,6 +51,7 @@ def write_summary(recorder: Any, run: Any, options: Any) -> None:
     except AnalysisError as exc:  # a sweep with nothing to rank still closes, and says why
         tags[Tag.NOTE] = f"{run.case.title}.\n\nNo ranking: {exc}"
     recorder.end_sweep(run.parent_id, "FINISHED", metrics, tags)
+    return ranking
 
 
 def _points(history: Any, run_id: str) -> tuple[list[int], list[float]]:

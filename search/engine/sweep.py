@@ -100,7 +100,8 @@ class SweepOptions:
 
 
 def run_sweep(options: SweepOptions, cases: list[Case] | None = None) -> list[dict[str, Any]]:
-    """Runs the sweep; returns one summary per case (counts by outcome, parent run id, study name).
+    """Runs the sweep; returns one summary per case (counts by outcome, parent run id, study name, and its
+    ``ranking``: the :class:`analysis.ranking.CaseRanking` written to the parent run, or None).
 
     ``cases``: the cases ``preflight.validate(options)`` returned, when the caller checked the options already.
 
@@ -385,7 +386,7 @@ class _Sweep:
         from search.engine.summary import write_summary
 
         run.search.wait()
-        write_summary(self.recorder, run, self.options)
+        run.ranking = write_summary(self.recorder, run, self.options)
 
     def _flush(self) -> None:
         """Waits for every write of this sweep; raises SweepAborted when the tracking store stayed away."""

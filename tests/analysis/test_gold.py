@@ -23,7 +23,7 @@ from spaces import CASES, get_case
 pytestmark = pytest.mark.slow  # one module: under `pytest -n 2 --dist loadscope` one worker runs the main job once
 ROOT = Path(__file__).resolve().parents[2]
 OVERFIT = Path(sys.executable).parent / "overfit"
-MAIN_JOB = ["sweep", "--all", "--seeds", "1", "--trials", "6", "--quiet"]  # as `make run`, without the display
+MAIN_JOB = ["sweep", "--all", "--seeds", "1", "--trials", "6", "--rank", "--quiet"]  # `make run`, without the display
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,7 @@ def quick_sweep(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("main-job")
     done = subprocess.run([OVERFIT, *MAIN_JOB], cwd=folder, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stderr[-3000:]
+    (folder / "main-job.out").write_text(done.stdout)
     return folder
 
 
@@ -63,11 +64,13 @@ def test_baseline_fails_with_its_documented_symptom_and_the_fix_fixes_it(ranking
     assert trials.loc[label, "fixed"], trials.loc[label].to_dict()
 
 
-def test_rank_command_prints_every_case(quick_sweep: Path):
+def test_rank_command_prints_every_case_as_the_sweep_did(quick_sweep: Path):
     done = subprocess.run([OVERFIT, "rank"], cwd=quick_sweep, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     starts = [line.split(":")[0] for line in done.stdout.splitlines() if line and not line.startswith(" ")]
     assert starts == sorted(CASES)
+    # `sweep --rank` printed the same rankings, after its summaries, without a second process reloading the stores
+    assert (quick_sweep / "main-job.out").read_text().endswith("\n\n" + done.stdout)
 
 
 def test_notebook_runs_on_a_real_kernel(quick_sweep: Path, monkeypatch):

@@ -453,10 +453,11 @@ class TestStoresAndServices:
         uri = f"http://127.0.0.1:{port}"
         try:
             done = overfit_cli(
-                "sweep", TINY, "--tracking-uri", uri, "--parts", "ablation", "--seeds", "1", cwd=tmp_path
+                "sweep", TINY, "--tracking-uri", uri, "--parts", "ablation", "--seeds", "1", "--rank", cwd=tmp_path
             )
             assert done.returncode == 0, done.stderr
             assert "one change that fixed it: lr=0.01 (1/1 seeds)" in done.stdout
+            swept = done.stdout
             client = MlflowClient(uri)
             baseline = client.search_runs(
                 [client.get_experiment_by_name("overfit").experiment_id],
@@ -471,6 +472,7 @@ class TestStoresAndServices:
             done = overfit_cli("rank", "--tracking-uri", uri, cwd=tmp_path)
             assert done.returncode == 0, done.stderr
             assert "\n  1.  lr " in done.stdout
+            assert swept.endswith("\n\n" + done.stdout)  # what `sweep --rank` printed
             done = overfit_cli("report", "--tracking-uri", uri, "--out", str(tmp_path / "report"), cwd=tmp_path)
             assert done.returncode == 0, done.stderr
             assert (tmp_path / "report" / "report.html").is_file()
