@@ -132,7 +132,8 @@ _MAX_FEATURE_LINES = 10  # more features than this read better as an image (time
 def reconstruction_figure(samples: Mapping[str, Any], *, time_dim: int = -1, title: str) -> Figure:
     """A few samples' input, target and output side by side, drawn for the data's shape, in data units.
 
-    One row per sample; the columns are input, target and output (input left out when absent). A sample of
+    One row per sample; the columns are input, target and output. The input is left out when absent, and when it
+    is the target (an autoencoder's: the target's title says so), where it would only repeat it. A sample of
     shape ``(1024,)`` or ``(1, 1024)`` is a signal: one line, and the output's panel shows the target dashed to
     compare against. A sequence (time x features, such as ``(14, 5)``) is one line per feature over time, every
     panel of a row on the same y-range so that a flat output looks flat. A volume (``(1, 16, 16, 16)``) is three
@@ -155,11 +156,15 @@ def reconstruction_figure(samples: Mapping[str, Any], *, time_dim: int = -1, tit
     arrays = {role: np.asarray(samples[role], dtype=float) for role in _ROLES if samples.get(role) is not None}
     if "target" not in arrays or "output" not in arrays:
         raise ValueError(f"samples must hold 'target' and 'output', got {sorted(samples)}")
+    titles = {role: role for role in arrays}
+    if "input" in arrays and np.array_equal(arrays["input"], arrays["target"], equal_nan=True):
+        del arrays["input"]
+        titles["target"] = "target (= input)"
     count = len(arrays["target"])
     shaped = {role: [_shape_sample(a[i], time_dim) for i in range(count)] for role, a in arrays.items()}
     kind = shaped["target"][0][1]
     if kind == "volume":
-        return _volume_figure(shaped, count, title)
+        return _volume_figure(shaped, count, title, titles)
     columns = len(shaped)
     figure = Figure(figsize=(3.4 * columns, 2.3 * count + 0.7), layout="constrained")
     grid = figure.subplots(count, columns, squeeze=False, sharex=True)
@@ -180,7 +185,7 @@ def reconstruction_figure(samples: Mapping[str, Any], *, time_dim: int = -1, tit
             if kind != "heatmap":
                 axis.set_ylim(*limits)
             if row == 0:
-                axis.set_title(role + (" (target dashed)" if role == "output" and kind == "signal" else ""))
+                axis.set_title(titles[role] + (" (target dashed)" if role == "output" and kind == "signal" else ""))
             if row == count - 1:
                 axis.set_xlabel(_XLABEL[kind])
             if column == 0:
@@ -230,7 +235,9 @@ def _finite_range(values: np.ndarray) -> tuple[float, float]:
     return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
 
 
-def _volume_figure(shaped: Mapping[str, list[tuple[np.ndarray, str]]], count: int, title: str) -> Figure:
+def _volume_figure(
+    shaped: Mapping[str, list[tuple[np.ndarray, str]]], count: int, title: str, titles: Mapping[str, str]
+) -> Figure:
     """Three slices of each volume through the target's centre of mass, side by side in one image per panel."""
     columns = len(shaped)
     figure = Figure(figsize=(3.6 * columns, 1.25 * count + 0.8), layout="constrained")
@@ -248,7 +255,7 @@ def _volume_figure(shaped: Mapping[str, list[tuple[np.ndarray, str]]], count: in
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0:
-                axis.set_title(role)
+                axis.set_title(titles[role])
             if row == count - 1:
                 axis.set_xlabel("x, in slices z = " + ", ".join(str(z) for z in planes))
             if column == 0:

@@ -45,7 +45,7 @@ def test_curves_without_runaway_are_not_clipped():
 @pytest.mark.parametrize("shape", [(1, 1024), (1024,), (84,)])
 def test_one_dimensional_samples_are_one_line_each(shape):
     data = np.random.default_rng(0).normal(size=(3, *shape))
-    figure = reconstruction_figure({"input": data, "target": data, "output": 0 * data}, title="signal")
+    figure = reconstruction_figure({"input": data + 1, "target": data, "output": 0 * data}, title="signal")
     axes = figure.axes
     assert len(axes) == 3 * 3  # three samples, input / target / output
     assert [a.get_title() for a in axes[:3]] == ["input", "target", "output (target dashed)"]
@@ -60,7 +60,7 @@ def test_a_sequence_is_one_line_per_feature_over_time_and_a_mean_output_looks_fl
     batch = sequence[None]
     mean = np.broadcast_to(sequence.mean(axis=0), sequence.shape)[None]  # what the LSTM baseline outputs
     figure = reconstruction_figure({"input": batch, "target": batch, "output": mean}, time_dim=1, title="lstm")
-    target, output = figure.axes[1], figure.axes[2]
+    target, output = figure.axes  # the input is the target: one panel shows both
     assert len(target.get_lines()) == 5 and len(output.get_lines()) == 5
     assert all(len(line.get_ydata()) == 14 for line in target.get_lines())
     assert all(np.ptp(line.get_ydata()) == 0 for line in output.get_lines())  # flat, not a sawtooth
@@ -73,10 +73,17 @@ def test_a_volume_is_slices_as_images():
     volume = np.clip(1 - (z**2 + y**2 + x**2) / 0.3, 0, None)[None, None]  # (1, 1, 16, 16, 16)
     figure = reconstruction_figure({"input": volume, "target": volume, "output": 0.5 * volume}, title="volume")
     panels = [a for a in figure.axes if a.get_images()]
-    assert len(panels) == 3 and not any(a.get_lines() for a in panels)
-    image = panels[1].get_images()[0].get_array()
+    assert len(panels) == 2 and not any(a.get_lines() for a in panels)  # target (= input) and output
+    image = panels[0].get_images()[0].get_array()
     assert image.shape[0] == 16 and image.shape[1] == 3 * 16 + 2  # three slices, a blank column between
     assert "slices z =" in panels[0].get_xlabel() and panels[0].get_ylabel() == "sample 0\ny"
+
+
+def test_an_autoencoders_input_is_not_drawn_again_beside_its_target():
+    data = np.random.default_rng(0).normal(size=(2, 64))
+    figure = reconstruction_figure({"input": data, "target": data.copy(), "output": 0 * data}, title="ae")
+    assert len(figure.axes) == 2 * 2
+    assert [a.get_title() for a in figure.axes[:2]] == ["target (= input)", "output (target dashed)"]
 
 
 def test_samples_without_inputs_show_target_and_output():
