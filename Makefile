@@ -12,10 +12,11 @@ run: $(STAMP)
 	$(BIN)/overfit sweep --all --seeds 1 --trials 6 --rank
 
 # Two workers overlap the slow tests' start-ups (Ray, MLflow servers, processes importing) with other tests' work.
-# loadscope keeps a module's functions, or a class's methods, on one worker: the main job's sweep runs once.
+# loadscope keeps a module's functions, or a class's methods, on one worker: the main job's sweep runs once. The
+# workers take them in collection order, which tests/conftest.py makes slow first.
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 --dist loadscope
+	$(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from ray.tune import Callback
@@ -241,10 +240,11 @@ class RecordingCallback(Callback):
             record.epochs.clear()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self._finish(trial, error=None)
+        self._finish(trial.trial_id, trial.last_result, error=None)
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._finish(trial, error=f"trial failed in Ray after {self._attempts(trial)} attempt(s): {_ray_error(trial)}")
+        error = f"trial failed in Ray after {self._attempts(trial.trial_id)} attempt(s): {_ray_error(trial)}"
+        self._finish(trial.trial_id, trial.last_result, error=error)
 
     def finish_failed(self, results: Iterable[Any]) -> None:
         """Records the trials that Tune's ``results`` (its ResultGrid) hold as failed but no callback heard of.
@@ -258,26 +258,24 @@ class RecordingCallback(Callback):
             if result.error is None or trial_id not in self.records:
                 continue
             lines = [line for line in str(result.error).splitlines() if line.strip()] or ["see Ray's logs"]
-            error = f"trial failed in Ray after {self._attempts_of(trial_id)} attempt(s): {lines[-1][:300]}"
-            self._finish(SimpleNamespace(trial_id=trial_id, last_result=result.metrics), error=error)
+            error = f"trial failed in Ray after {self._attempts(trial_id)} attempt(s): {lines[-1][:300]}"
+            self._finish(trial_id, result.metrics, error=error)
 
-    def _attempts(self, trial) -> int:
-        return self._attempts_of(trial.trial_id)
-
-    def _attempts_of(self, trial_id: str) -> int:
+    def _attempts(self, trial_id: str) -> int:
         record = self.records.get(trial_id)
         return record.attempts if record else 1
 
-    def _finish(self, trial, error: str | None) -> None:
-        record = self.records.pop(trial.trial_id, None)
+    def _finish(self, trial_id: str, last_result: Mapping[str, Any] | None, error: str | None) -> None:
+        """Judges and records a trial that ended (``last_result``: Tune's last result of it, if any)."""
+        record = self.records.pop(trial_id, None)
         if record is None:
             return
         record.ended = int(time.time() * 1000)
-        record.pruned_by = self.searcher.pruned.get(trial.trial_id)
+        record.pruned_by = self.searcher.pruned.get(trial_id)
         run = self.runs[record.spec.case]
         if record.summary is None:  # stopped by the pruner, or its worker died for good: judge what it reported
             record.summary = judge_partial(record.epochs, run.case, error)
-            record.summary["seconds"] = (getattr(trial, "last_result", None) or {}).get("time_total_s")
+            record.summary["seconds"] = (last_result or {}).get("time_total_s")
         if record.summary.get("gpu_ids") and record.summary.get("device") == "cpu" and not self._warned_cpu:
             self._warned_cpu = True
             run.display.warn(
