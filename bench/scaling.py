@@ -141,7 +141,7 @@ def run_replay(args: argparse.Namespace) -> None:
 
 # ---- throughput --------------------------------------------------------------------------------------------
 
-NEAR_FREE = '''
+NEAR_FREE = """
 import torch
 from torch import nn
 from spaces import FACTORS, Budget, Case, Data
@@ -157,7 +157,7 @@ class NearFree(Case):
         return Data(x, x.clone())
     def build_model(self, config):
         return nn.Linear(4, 4)
-'''
+"""
 
 
 def bare_tune(trials: int, slots: int) -> float:
@@ -251,4 +251,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -321,7 +321,9 @@ class TestOnARayCluster:
         assert done.returncode == 0, done.stderr
         expected = len(ablation(get_case(TINY), seeds=1)) + 3
         # Piped, as here: stdout holds the summaries' JSON alone; stderr a line as each case ends, nothing between.
-        assert [summary["case"] for summary in json.loads(done.stdout)] == ["tiny_collapse", "other_tiny_collapse"]
+        summaries = json.loads(done.stdout)
+        assert [summary["case"] for summary in summaries] == ["tiny_collapse", "other_tiny_collapse"]
+        assert all(s["ranking"]["case"] == s["case"] and s["ranking"]["ranking"] for s in summaries)  # as rank --json
         progress = [line for line in done.stderr.splitlines() if not line.startswith("overfit:")]
         assert sorted(line.split(":")[0] for line in progress) == ["other_tiny_collapse", "tiny_collapse"]
         assert all(f"{expected}/{expected} trials in" in line for line in progress), done.stderr
