@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import optuna
@@ -39,6 +39,9 @@ __all__ = ["WAIT", "CaseSearch", "SweepSearcher"]
 
 WAIT = "wait"
 """What :meth:`CaseSearch.next_spec` returns while its deterministic batch is still running."""
+
+SETTLE_SECONDS = 2.0
+"""The longest Tune's event loop waits in :meth:`SweepSearcher.suggest` for a finished batch's tells."""
 
 
 class CaseSearch:
@@ -143,6 +146,11 @@ class CaseSearch:
 
     # ---- telling Optuna ----
 
+    def settle(self, timeout: float) -> None:
+        """Waits up to ``timeout`` seconds for the tells of a deterministic batch whose trials have all finished."""
+        if self.batch and not self._asked:
+            wait(self._telling, timeout=timeout)
+
     def wait(self) -> None:
         """Blocks until every finished trial has been told to Optuna (raises the first write that failed)."""
         for future in self._telling:
@@ -210,6 +218,17 @@ class SweepSearcher(Searcher):
         return True  # every case comes configured
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        config = self._next(trial_id)
+        if config is None:
+            # Every case waits for its deterministic batch to be told to Optuna. Tune, with no trial to start, asks
+            # again only after a second's sleep (TuneController._update_trial_queue, not configurable); the tells
+            # take a fraction of that, so wait for them here and start the next batch at once.
+            for case in self.cases:
+                case.settle(timeout=SETTLE_SECONDS)
+            config = self._next(trial_id)
+        return config
+
+    def _next(self, trial_id: str) -> dict[str, Any] | str | None:
         waiting = False
         for index in sorted(range(len(self.cases)), key=lambda i: (-self.tiers[i], self.served[i], i)):
             case = self.cases[index]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -30,7 +34,7 @@ def decision(batch: list[dict], budget: int = 100) -> dict:
     return {"epochs": batch, "max_epochs": budget, "final": False, "rel_error": batch[-1]["rel_error"]}
 
 
-def case_search(planned=(), count=2, pruner=True, batch=None, name="lstm_mean_prediction") -> CaseSearch:
+def case_search(planned=(), count=2, pruner=True, batch=None, name="lstm_mean_prediction", writes=None) -> CaseSearch:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), pruner=CollapsePruner())
     return CaseSearch(
         name,
@@ -42,6 +46,7 @@ def case_search(planned=(), count=2, pruner=True, batch=None, name="lstm_mean_pr
         batch=batch,
         settings={"report_every": 5},
         baseline=CASE.config(),
+        writes=writes,
     )
 
 
@@ -149,6 +154,21 @@ def test_a_waiting_case_lets_the_next_fill_the_slot():
     slow.tell(searcher.spec("a"), summary(0.3), pruned=False, link=lambda: None)
     assert searcher.suggest("c")["case"] == "slow"
     assert searcher.suggest("d") == SweepSearcher.FINISHED
+
+
+def test_a_told_batch_starts_the_next_without_tunes_second_of_sleep():
+    writes = ThreadPoolExecutor(max_workers=1)  # tells in the background, as in a sweep
+    case = case_search(count=3, batch=1, writes=writes)
+    searcher = SweepSearcher([case])
+    searcher.suggest("a")
+    linked = threading.Event()
+    case.tell(searcher.spec("a"), summary(0.3), pruned=False, link=lambda: linked.wait(10) and None)
+    threading.Timer(0.2, linked.set).start()  # the tell waits a moment for its MLflow run
+    assert searcher.suggest("b")["part"] == "search"  # waited for the tell, instead of None and Tune's 1 s sleep
+    started = time.monotonic()
+    assert searcher.suggest("c") is None  # "b" still runs: nothing to wait for but its result, which Tune brings
+    assert time.monotonic() - started < 0.5
+    writes.shutdown()
 
 
 def asked_configs(batch: int | None, finishing: int, count: int = 14) -> list[dict]:
