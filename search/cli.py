@@ -321,6 +321,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     _print_summaries(summaries)
     if args.rank:  # the rankings the sweep wrote to its parent runs: no second process reloading the stores
+        print()
         _print_rankings([s["case"] for s in summaries], rankings)
     return 0
 
@@ -339,7 +340,7 @@ def _print_summaries(summaries: list[dict[str, Any]]) -> None:
 
 
 def _print_rankings(cases: list[str], rankings: list[Any]) -> None:
-    """As ``overfit rank`` prints them, after a blank line."""
+    """One block per case (``format_ranking``), wrapped to the terminal; a case without a ranking says so."""
     from analysis.report import format_ranking
 
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
@@ -347,7 +348,6 @@ def _print_rankings(cases: list[str], rankings: list[Any]) -> None:
         format_ranking(ranking, width) if ranking is not None else f"{case}: nothing to rank (its parent run says why)"
         for case, ranking in zip(cases, rankings, strict=True)
     ]
-    print()
     print("\n\n".join(blocks))
 
 
@@ -390,14 +390,11 @@ def _load_rankings(args: argparse.Namespace):
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
-    from analysis.report import format_ranking
-
     _, rankings = _load_rankings(args)
     if args.json:
         print(json.dumps([r.to_dict() for r in rankings.values()], indent=2))
         return 0
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    print("\n\n".join(format_ranking(r, width) for r in rankings.values()))
+    _print_rankings(list(rankings), list(rankings.values()))
     return 0
 
 
