@@ -487,7 +487,7 @@ class TestStoresAndServices:
         server = mlflow_server(tmp_path, port)
         args = ["sweep", LONG, "--tracking-uri", f"http://127.0.0.1:{port}", "--seeds", "1", "--trials", "3", "--quiet"]
         driver = subprocess.Popen(
-            [str(BIN / "overfit"), *args, "--store-patience", "10"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
+            [str(BIN / "overfit"), *args, "--store-patience", "5"], cwd=tmp_path, stderr=subprocess.PIPE, text=True
         )
         try:
             wait_for(lambda: finished_trials(tmp_path / "server.db") >= 1, 300, "a trial was recorded", driver)
@@ -498,7 +498,7 @@ class TestStoresAndServices:
         _, stderr = driver.communicate(timeout=300)
         assert driver.returncode == 1 and time.time() - killed < 120, stderr
         (line,) = [line for line in stderr.splitlines() if line.startswith("overfit:")]
-        assert "stayed unreachable for 10 s" in line and "--resume" in line
+        assert "stayed unreachable for 5 s" in line and "--resume" in line
         server = mlflow_server(tmp_path, port)  # back, with the same store
         try:
             done = overfit_cli(*args, "--resume", cwd=tmp_path)
