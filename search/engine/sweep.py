@@ -19,6 +19,8 @@ import fcntl
 import json
 import os
 import signal
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -129,6 +131,7 @@ class _Sweep:
         self.optuna_writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optuna-writer")
         self.writer = Writer(patience=options.store_patience)
         self.journal = None  # opened by the first case that searches: an ablation-only sweep leaves none
+        self.ray_stopping = threading.Event()
 
     def run(self) -> list[dict[str, Any]]:
         import ray
@@ -143,7 +146,7 @@ class _Sweep:
                 ready = pool.submit(self._ready_stores)
                 if started_here:
                     _start_ray(self.options)
-                _stop_on_sigterm()
+                self._stop_on_sigterm()
                 expected = ready.result()
             self.display.status(None)
             check_resources([n["Resources"] for n in ray.nodes() if n["Alive"]], *self._requests())
@@ -156,9 +159,50 @@ class _Sweep:
             self._abandon(KILLED if isinstance(exc, KeyboardInterrupt) else FAILED)
             raise
         finally:
+            self.ray_stopping.set()  # from here on a GCS that stops answering is this command's doing
             self._close()
             if started_here:
                 ray.shutdown()
+
+    def _stop_on_sigterm(self) -> None:
+        """SIGTERM ends the sweep as Ctrl-C does: Tune stops its trials, the unfinished cases are closed for --resume.
+
+        Ray's driver installs its own SIGTERM handler, which aborts the process; ours replaces it once Ray has started.
+        A SIGTERM sent to the whole process group (``timeout``, a cancelled CI job, ``kill -- -PGID``) also stops the
+        Ray processes this command started, unlike Ctrl-C, which Ray's processes ignore: Tune's orderly stop would
+        then wait a minute on a GCS that is gone. So the signal also starts a watch on the GCS, which ends the command
+        itself once it stops answering.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        import ray
+
+        gcs = ray.get_runtime_context().gcs_address
+        watching: list[threading.Thread] = []
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            if not watching:
+                watching.append(threading.Thread(target=self._end_if_ray_is_gone, args=(gcs,), daemon=True))
+                watching[0].start()
+            signal.raise_signal(signal.SIGINT)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _end_if_ray_is_gone(self, gcs: str) -> None:
+        """Once the GCS at ``gcs`` (host:port) stops answering, closes the unfinished cases' parents KILLED and ends
+        the process at once, as a killed driver would (``--resume`` continues either way)."""
+        host, port = gcs.rsplit(":", 1)
+        while not self.ray_stopping.is_set():
+            try:
+                socket.create_connection((host, int(port)), timeout=2).close()
+            except OSError:
+                if self.ray_stopping.is_set():
+                    return
+                self._abandon(KILLED)
+                self.display.close()  # the terminal's cursor back, the live lines left as they were
+                print("overfit: sweep interrupted (Ray stopped with it); continue it with --resume", file=sys.stderr)
+                os._exit(130)  # Tune's clean-up would wait on the lost GCS; nothing is left for it to save
+            time.sleep(0.25)
 
     def _ready_stores(self) -> dict[str, float]:
         """Checks every case (expected seconds per trial, by name), then opens the MLflow store."""
@@ -515,15 +559,6 @@ def _start_ray(options: SweepOptions) -> None:
         configure_logging=False,
         logging_level="ERROR",
     )
-
-
-def _stop_on_sigterm() -> None:
-    """SIGTERM ends the sweep as Ctrl-C does: Tune stops its trials, the unfinished cases are closed for --resume.
-
-    Ray's driver installs its own SIGTERM handler, which aborts the process; ours replaces it once Ray has started.
-    """
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda signum, frame: signal.raise_signal(signal.SIGINT))
 
 
 def _quiet_libraries() -> None:
