@@ -102,7 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("cases", nargs="*", metavar="CASE", help="case names (or file.py:NAME)")
     sweep.add_argument("--all", action="store_true", help="every documented case")
     sweep.add_argument("--parts", default="ablation,search", help="ablation, search or both (default both)")
-    sweep.add_argument("--trials", type=int, default=12, help="Optuna trials per case (default 12)")
+    sweep.add_argument(
+        "--trials",
+        type=int,
+        default=12,
+        help="Optuna trials per case after the ablation (default 12; 0: the ablation alone)",
+    )
     sweep.add_argument("--seeds", type=int, default=2, help="seeds per ablation config (default 2)")
     sweep.add_argument("--profile", choices=PROFILES, default="quick", help="training budget (default quick)")
     sweep.add_argument("--seed", type=int, default=0, help="seeds the Optuna sampler (default 0)")
@@ -126,8 +131,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--experiment", default="overfit", help="MLflow experiment (default overfit)")
     sweep.add_argument("--optuna-storage", default="optuna.log", help="Optuna journal file (default optuna.log)")
-    sweep.add_argument("--results-dir", default="overfit-results", help="Ray results folder")
-    sweep.add_argument("--resume", action="store_true", help="continue the interrupted sweep of each case")
+    sweep.add_argument(
+        "--results-dir",
+        default="overfit-results",
+        help="Ray Tune's results and the sweep's trial log, which --resume reads (default overfit-results)",
+    )
+    sweep.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted sweep of each case; starts nothing new (a finished case is skipped)",
+    )
     sweep.add_argument(
         "--store-patience",
         type=float,

@@ -70,6 +70,8 @@ def validate(options: Any) -> list[Case]:
             check_journal(options.optuna_storage, writer=True)
         if options.tracking_uri.startswith("sqlite:"):
             check_tracking_uri(options.tracking_uri, writer=True)
+            if getattr(options, "resume", False):  # and an existing store: a resume starts none
+                check_tracking_uri(options.tracking_uri, writer=False)
         cases = check_cases(options.cases)
         if not options.tracking_uri.startswith("sqlite:"):
             check_tracking_uri(options.tracking_uri, writer=True)
@@ -200,6 +202,8 @@ def _check_options(options: Any) -> None:
     if options.profile not in PROFILES:
         raise SweepError(f"--profile must be one of {list(PROFILES)}, got {options.profile!r}")
     _integer("--trials", options.trials, 0)
+    if parts == ["search"] and options.trials == 0:
+        raise SweepError("--trials must be >= 1 when --parts is search alone (0 trials would sweep nothing), got 0")
     _integer("--seeds", options.seeds, 1)
     _integer("--seed", options.seed, 0, SEED_MAX)
     _share("--cpus-per-trial", options.cpus_per_trial, zero=False)

@@ -132,14 +132,18 @@ class _Sweep:
         self.writer = Writer(patience=options.store_patience)
         self.journal = None  # opened by the first case that searches: an ablation-only sweep leaves none
         self.ray_stopping = threading.Event()
+        self.recorder: Recorder | None = None  # opened before Ray starts when resuming, else beside its start
+        self.unfinished: dict[str, Any] = {}  # case -> the parent run --resume continues
 
     def run(self) -> list[dict[str, Any]]:
         import ray
 
         _quiet_libraries()
         started_here = not ray.is_initialized()
-        self.display.status("joining the Ray cluster" if self.options.address else "starting Ray")
         try:
+            if self.options.resume:
+                self._find_unfinished()
+            self.display.status("joining the Ray cluster" if self.options.address else "starting Ray")
             with ThreadPoolExecutor(max_workers=1) as pool:
                 # While Ray starts: each case is checked and timed by one training step, then (only if every case
                 # passed) MLflow readies its store, which for a new sqlite store is a schema migration (seconds).
@@ -207,8 +211,25 @@ class _Sweep:
     def _ready_stores(self) -> dict[str, float]:
         """Checks every case (expected seconds per trial, by name), then opens the MLflow store."""
         expected = {case.name: _probe(case, self.options.profile) for case in self.cases}
-        self.recorder = _recorder(self.options.tracking_uri, self.options.experiment)
+        if self.recorder is None:
+            self.recorder = _recorder(self.options.tracking_uri, self.options.experiment)
         return expected
+
+    def _find_unfinished(self) -> None:
+        """``--resume`` continues the unfinished sweeps of the named cases and starts none: a case without one (in a whole
+        sweep, one that finished before the interruption) is left out, with a note."""
+        self.recorder = _recorder(self.options.tracking_uri, self.options.experiment)
+        self.unfinished = {case.name: self.recorder.unfinished_sweep(case.name) for case in self.cases}
+        if not any(self.unfinished.values()):
+            names = ", ".join(case.name for case in self.cases)
+            raise SweepError(
+                f"--resume needs an unfinished sweep of {names} in {redact(self.options.tracking_uri)} (experiment "
+                f"{self.options.experiment!r}), and none is: run without --resume to start one"
+            )
+        for case in self.cases:
+            if self.unfinished[case.name] is None:
+                self.display.warn(f"{case.name}: no unfinished sweep; nothing to resume")
+        self.cases = [case for case in self.cases if self.unfinished[case.name] is not None]
 
     def _requests(self) -> tuple[float, float | None]:
         return self.options.cpus_per_trial, self.options.gpus_per_trial
@@ -218,7 +239,7 @@ class _Sweep:
     def _open(self, case: Case, seconds_per_trial: float, gpus: float, slots: int) -> CaseRun:
         """The case's parent run (new, or the interrupted one to resume), study and remaining trials."""
         options = self.options
-        parent = self.recorder.unfinished_sweep(case.name) if options.resume else None
+        parent = self.unfinished[case.name] if options.resume else None
         if parent is not None:
             parent_id = parent.info.run_id
             self._lock(parent_id, case.name)

@@ -552,6 +552,8 @@ class TestStoresAndServices:
         ),
         (("--parts", "grid"), "--parts must be a comma-separated subset of ['ablation', 'search'], got 'grid'"),
         (("--seeds", "0"), "--seeds must be an integer >= 1, got 0"),
+        (("--parts", "search", "--trials", "0"), "--trials must be >= 1 when --parts is search alone"),
+        (("--resume",), "--tracking-uri must be an existing MLflow store"),  # nothing to resume: none is created
     ],
 )
 def test_bad_sweep_input_fails_fast_in_one_line(tmp_path, capsys, monkeypatch, args, message):
@@ -562,3 +564,32 @@ def test_bad_sweep_input_fails_fast_in_one_line(tmp_path, capsys, monkeypatch, a
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "mlflow.db").exists()  # nothing started
+
+
+def test_resume_continues_only_unfinished_sweeps_and_starts_none(tmp_path, capsys, monkeypatch):
+    from search.cli import main
+    from search.engine.progress import Progress
+    from search.engine.sweep import _Sweep
+    from search.engine.tracking import KILLED, Recorder
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    recorder = Recorder(uri, "overfit")
+    tiny, other = get_case(TINY), get_case(OTHER)
+    recorder.end_sweep(recorder.start_sweep(tiny.name, {}, {}))  # finished
+    capsys.readouterr()  # MLflow's lines as it created the store
+    assert main(["sweep", TINY, "--resume"]) == 2  # before Ray starts: nothing to continue, nothing new
+    err = capsys.readouterr().err
+    assert "--resume needs an unfinished sweep of tiny_collapse" in err and err.count("\n") == 1
+    assert len(runs(tmp_path / "mlflow.db", "sweep")) == 1
+
+    killed = recorder.start_sweep(other.name, {}, {})
+    recorder.end_sweep(killed, status=KILLED)
+    sweep = _Sweep(SweepOptions(cases=[TINY, OTHER], resume=True, tracking_uri=uri), [tiny, other], Progress(False))
+    try:
+        sweep._find_unfinished()
+    finally:
+        sweep.writer.close()
+    assert [case.name for case in sweep.cases] == [other.name]  # the finished case is left out, not swept anew
+    assert sweep.unfinished[other.name].info.run_id == killed
+    assert "tiny_collapse: no unfinished sweep; nothing to resume" in capsys.readouterr().err
