@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from matplotlib.figure import Figure
 
 from analysis.changes import show, show_error
@@ -257,6 +257,7 @@ def _templates() -> Environment:
         keep_trailing_newline=True,
     )
     environment.filters["md"] = _markdown_text
+    environment.filters["breakable"] = _breakable
     environment.globals["run_link"] = _html_run
     environment.globals["md_run"] = _markdown_run
     return environment
@@ -269,6 +270,17 @@ def _html_run(run: Mapping[str, str | None]) -> Markup:
 
 def _markdown_run(run: Mapping[str, str | None]) -> str:
     return f"[`{run['id']}`]({run['url']})" if run["url"] else f"`{run['id']}`"
+
+
+def _breakable(value: Any) -> Markup:
+    """A value (a path, a list, a snake_case name) that may wrap after its slashes, commas and underscores, and
+    nowhere else: a narrow column breaks ``denoise_constant_output`` into its words, not mid-word.
+
+    Example:
+        >>> str(_breakable("/tmp/my_results,<b>"))
+        '/<wbr>tmp/<wbr>my_<wbr>results,<wbr>&lt;b&gt;'
+    """
+    return Markup(re.sub(r"([/,_])", r"\1<wbr>", str(escape(value))))
 
 
 def _markdown_text(value: Any) -> str:
