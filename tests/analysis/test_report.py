@@ -38,7 +38,7 @@ def test_report_writes_html_markdown_and_figures_and_nothing_else(store: str, tm
     }
     html = page.read_text()
     assert '<a href="#tiny_collapse">tiny_collapse</a>' in html  # the contents list
-    assert "<tr><td>profile</td><td>quick</td></tr>" in html and "<td>ablation,search</td>" in html  # settings
+    assert "<tr><td>profile</td><td>quick</td></tr>" in html and "<td>ablation,<wbr>search</td>" in html  # settings
     assert '<h3 id="tiny_collapse-curves">Loss curves</h3>' in html and "Relative error per epoch" in html
     assert "<h4>lr=0.01 (documented fix)</h4>" in html and "<h4>baseline</h4>" in html
     markdown = (page.parent / "report.md").read_text()
