@@ -1,7 +1,7 @@
 """The live display of a sweep, on stderr: a line per case in a terminal, plain log lines when stderr is piped.
 
-In a terminal, rich draws one width-aware line per case (its bar, trials done of planned, elapsed time, an estimate
-of the time left, fixed / pruned / errors and the best relative error so far) and a status line (Ray starting,
+In a terminal, rich draws one width-aware line per case (its bar, trials done of planned, elapsed time, fixed /
+pruned / errors and the best relative error so far) and a status line (Ray starting,
 MLflow away). Piped, it writes a line when something happens that a log reader needs: the sweep starts, a case
 ends, the store goes away or comes back, and a summary every minute. Stdout is left to the results (and to
 ``--json``).
@@ -19,16 +19,17 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.progress import Progress as RichProgress
+from rich.text import Text
 
 __all__ = ["Progress"]
 
-_NAME = 22  # a case's name is cut to this width, so that a line fits 80 columns
+_NAME = 23  # a case's name is cut to this width (the documented cases' names fit), so that a line fits 80 columns
 
 
 @dataclass
@@ -69,13 +70,7 @@ class Progress:
         self._last_line = time.monotonic()
         self._bars = (
             RichProgress(
-                SpinnerColumn(finished_text=" "),
-                TextColumn("{task.description}", style="bold"),
-                BarColumn(bar_width=8),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(compact=True, elapsed_when_finished=False),
-                TextColumn("{task.fields[counts]}"),
+                *columns(),
                 console=self.console,
                 transient=False,
                 refresh_per_second=4,
@@ -162,6 +157,32 @@ class Progress:
             self.status(None)
             self._bars.stop()
             self._bars = None
+
+
+def columns() -> tuple[ProgressColumn, ...]:
+    """A case's line: spinner, name, bar, trials done of planned, elapsed, counts (80 columns in all).
+
+    No estimate of the time left: rich's assumes steady progress, which pruned trials (ending early) and the cases'
+    interleaved trials do not make, and its column pushed a line past 80."""
+    return (
+        SpinnerColumn(finished_text=" "),
+        TextColumn("{task.description}", style="bold"),
+        BarColumn(bar_width=8),
+        MofNCompleteColumn(),
+        _Elapsed(),
+        TextColumn("{task.fields[counts]}"),
+    )
+
+
+class _Elapsed(ProgressColumn):
+    """A case's time so far (until its last trial ended) as mm:ss, or h:mm:ss past an hour."""
+
+    def render(self, task: Task) -> Text:
+        seconds = task.finished_time if task.finished else task.elapsed
+        minutes, second = divmod(int(seconds or 0), 60)
+        hours, minute = divmod(minutes, 60)
+        text = f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute:02d}:{second:02d}"
+        return Text(text, style="progress.elapsed")
 
 
 def _cut(name: str) -> str:

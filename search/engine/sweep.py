@@ -216,8 +216,8 @@ class _Sweep:
         return expected
 
     def _find_unfinished(self) -> None:
-        """``--resume`` continues the unfinished sweeps of the named cases and starts none: a case without one (in a whole
-        sweep, one that finished before the interruption) is left out, with a note."""
+        """``--resume`` continues the unfinished sweeps of the named cases and starts none: a case without one (in a
+        whole sweep, one that finished before the interruption) is left out, with a line saying so."""
         self.recorder = _recorder(self.options.tracking_uri, self.options.experiment)
         self.unfinished = {case.name: self.recorder.unfinished_sweep(case.name) for case in self.cases}
         if not any(self.unfinished.values()):

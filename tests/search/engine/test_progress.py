@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from search.engine.case_run import Done
-from search.engine.progress import Progress
+from search.engine.progress import Progress, columns
+from spaces import CASES
 
 CASE_FILE = Path(__file__).resolve().parents[2] / "sweep_case.py"
 OVERFIT = Path(sys.executable).parent / "overfit"
@@ -78,3 +79,18 @@ def test_in_a_terminal_80_columns_wide_each_case_keeps_one_line(tmp_path):
     bars = [line for line in final if "5/5" in line]
     assert len(bars) == 2 and all("fixed" in line and "pruned" in line for line in bars), final
     assert any(line.startswith("tiny_collapse: 5 trials") for line in final)  # the summary, after the display
+
+
+def test_a_documented_case_keeps_its_whole_line_in_80_columns():
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+
+
+    console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    bars = RichProgress(*columns(), console=console)
+    longest = max(CASES, key=len)
+    bars.add_task(longest, total=114, completed=104, counts="14 fixed 60 pruned best 3.2e-06")
+    console.print(bars.make_tasks_table(bars.tasks))
+    (line,) = console.file.getvalue().splitlines()
+    assert longest in line and "104/114" in line and "best 3.2e-06" in line
+    assert "…" not in line and len(line) <= 80, line  # no column cut short: the name and times are whole
