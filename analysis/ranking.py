@@ -222,7 +222,7 @@ def _explain(
         elif best["error"] < 0.9 * baseline_error:  # a tenth at least: less is seed noise
             parts.append(f"{change} alone lowers the {errors} but fixes it in 0/{int(best['seeds'])} seeds")
         else:
-            parts.append(f"no single change of {factor} helped (best: {change}, {errors})")
+            parts.append(f"no single change of {factor} helped (lowest error: {change}, {errors})")
     elif task:
         return f"{factor} changes what is memorised: not ranked as a fix"
     else:

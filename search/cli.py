@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _records(parser: argparse.ArgumentParser) -> None:
     """Where a finished sweep is read from (the same defaults as ``overfit sweep`` writes to)."""
-    parser.add_argument("cases", nargs="*", metavar="CASE", help="cases to rank (default: every case swept)")
+    parser.add_argument("cases", nargs="*", metavar="CASE", help="cases to read (default: every case swept)")
     parser.add_argument(
         "--tracking-uri", default="sqlite:///mlflow.db", help="MLflow store (default sqlite:///mlflow.db)"
     )
@@ -239,10 +239,16 @@ def _cmd_cases(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([case.describe() for case in cases], indent=2))
         return 0
-    width = max(len(case.name) for case in cases)
+    names = max(len(case.name) for case in cases)
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     for case in cases:
         fix = " ".join(f"{k}={v}" for k, v in case.fix.items())
-        print(f"{case.name:<{width}}  {case.symptom:<11}  fix: {fix:<28}  {case.title}")
+        head = f"{case.name:<{names}}  {case.symptom:<11}  fix: {fix:<28}"
+        if width is None or len(head) + 2 + len(case.title) <= width:
+            print(f"{head}  {case.title}")
+        else:  # a narrow terminal: the title on its own lines, wrapped between words
+            print(head.rstrip())
+            print(textwrap.fill(case.title, width, initial_indent="    ", subsequent_indent="    "))
     return 0
 
 
@@ -265,8 +271,10 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     from search.engine.preflight import check_cases
     from search.trainer.trial import run_trial
 
-    if args.all == bool(args.cases):
+    if args.all and args.cases:
         raise ValueError("name the cases to diagnose or pass --all, not both")
+    if not (args.all or args.cases):
+        raise ValueError("name the cases to diagnose or pass --all")
     _check_run_options(args)
     cases = check_cases(args.cases or _builtin_names(), "diagnose")
     reports = []
@@ -290,8 +298,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from analysis.records import tracking_client_uri
     from search.engine.preflight import validate
 
-    if args.all == bool(args.cases):
+    if args.all and args.cases:
         raise ValueError("name the cases to sweep or pass --all, not both")
+    if not (args.all or args.cases):
+        raise ValueError("name the cases to sweep or pass --all")
     settings = dict(
         cases=list(args.cases) or _builtin_names(),
         parts=tuple(p.strip() for p in args.parts.split(",") if p.strip()),

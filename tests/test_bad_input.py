@@ -150,7 +150,7 @@ BAD: dict[str, Bad] = {
     "trial missing class": Bad(["trial", f"{EXAMPLE}:Nope"], "defines no 'Nope'"),
     # ---- diagnose ----
     "diagnose nothing": Bad(["diagnose"], "name the cases to diagnose or pass --all"),
-    "diagnose both": Bad(["diagnose", "--all", "conv1d_dying_relu"], "name the cases to diagnose or pass --all"),
+    "diagnose both": Bad(["diagnose", "--all", "conv1d_dying_relu"], "pass --all, not both"),
     "diagnose unknown": Bad(["diagnose", "ghost"], "unknown case 'ghost'"),
     "diagnose threads": Bad([*DIAGNOSE, "--threads", "0"], "--threads must be an integer >= 1, got 0"),
     "diagnose device": Bad([*DIAGNOSE, "--device", "bogus"], "--device must be a torch device"),
@@ -200,7 +200,7 @@ BAD: dict[str, Bad] = {
     "sweep unknown option": Bad([*SWEEP, "--bogus", "2"], "unrecognized arguments: --bogus 2"),
     # ---- sweep: cases ----
     "sweep nothing": Bad(["sweep"], "name the cases to sweep or pass --all"),
-    "sweep both": Bad(["sweep", "--all", "conv1d_dying_relu"], "name the cases to sweep or pass --all"),
+    "sweep both": Bad(["sweep", "--all", "conv1d_dying_relu"], "pass --all, not both"),
     "sweep unknown case": Bad(["sweep", "ghost"], "unknown case 'ghost'"),
     "sweep same case twice": Bad(
         [*SWEEP, "conv1d_dying_relu"], "cases must be named once each, got 'conv1d_dying_relu' twice"

@@ -276,7 +276,9 @@ class _Sweep:
             self.recorder.client.log_inputs(parent_id, datasets=[run.dataset])
         if parent is not None:
             run.done = self._settle(run, study, options)
-            self.display.note(f"{case.name}: resuming sweep {parent_id[:8]} ({len(run.done)} trials already finished)")
+            self.display.note(
+                f"{case.name}: resuming its sweep (parent run {parent_id[:8]}, {len(run.done)} trials already finished)"
+            )
         planned = []
         if "ablation" in options.parts:
             planned = [replace(spec, **settings) for spec in ablation(case, options.seeds)]

@@ -30,6 +30,17 @@ def test_cases_table_names_symptom_and_fix():
     assert "identity_tiny_variance" in done.stdout and "transform=standardize" in done.stdout
 
 
+def test_cases_table_wraps_its_titles_between_words_in_a_narrow_terminal(capsys, monkeypatch):
+    from search.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["cases"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "    1-D conv autoencoder cannot overfit a batch of signals (dying ReLU)" in lines  # whole words
+
+
 def test_trial_json_of_a_user_case(example_case_ref):
     done = overfit("trial", example_case_ref, "--set", "hidden_size=16", "--seed", "1", "--json")
     assert done.returncode == 0, done.stderr

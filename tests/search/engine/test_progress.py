@@ -85,7 +85,6 @@ def test_a_documented_case_keeps_its_whole_line_in_80_columns():
     from rich.console import Console
     from rich.progress import Progress as RichProgress
 
-
     console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
     bars = RichProgress(*columns(), console=console)
     longest = max(CASES, key=len)
