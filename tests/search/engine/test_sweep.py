@@ -417,25 +417,6 @@ class TestKilled:
             configs = [tuple(sorted(t.params.items())) for t in told]
             assert len(told) == 6 and len(set(configs)) == 6, "a resumed search repeated a config"
 
-    def test_sigterm_to_the_whole_process_group_ends_the_sweep_at_once_for_resume(self, tmp_path):
-        # As `timeout` or a cancelled CI job stop a command: the signal reaches the Ray processes it started too.
-        args = ["sweep", LONG, "--seeds", "1", "--trials", "2", "--quiet"]
-        driver = subprocess.Popen(
-            [str(BIN / "overfit"), *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True
-        )
-        try:
-            wait_for(lambda: finished_trials(tmp_path / "mlflow.db") >= 1, 300, "a trial finished", driver)
-        except BaseException:
-            os.killpg(driver.pid, signal.SIGKILL)
-            raise
-        os.killpg(driver.pid, signal.SIGTERM)
-        signalled = time.time()
-        _, stderr = driver.communicate(timeout=120)
-        assert driver.returncode == 130 and time.time() - signalled < 30, stderr  # not Ray's minute-long GCS wait
-        assert "continue it with --resume" in stderr and "Failed to connect to GCS" not in stderr, stderr
-        (parent,) = runs(tmp_path / "mlflow.db", "sweep")
-        assert parent.info.status == "KILLED"
-
     def test_a_local_sweep_listens_on_loopback_only_and_runs_a_killed_workers_trial_again(self, tmp_path):
         args = ["sweep", LONG, "--seeds", "1", "--trials", "2", "--max-concurrent", "2", "--quiet"]
         driver = start_driver(args, tmp_path)
@@ -462,6 +443,31 @@ class TestKilled:
         assert_one_run_per_trial(db, tmp_path / "optuna.log", {"long_tiny_collapse": expected})
         attempts = [int(r.data.tags[Tag.ATTEMPTS]) for r in runs(db)]
         assert max(attempts) == 2 and "lost with a worker or node" in str([r.data.tags[Tag.NOTE] for r in runs(db)])
+
+
+@pytest.mark.slow
+class TestSignalled:
+    """A sweep stopped by a signal: its unfinished parents KILLED, ready for --resume (its own class: xdist shares
+    classes out between workers, and the killed-process class is long enough)."""
+
+    def test_sigterm_to_the_whole_process_group_ends_the_sweep_at_once_for_resume(self, tmp_path):
+        # As `timeout` or a cancelled CI job stop a command: the signal reaches the Ray processes it started too.
+        args = ["sweep", LONG, "--seeds", "1", "--parts", "ablation", "--quiet"]
+        driver = subprocess.Popen(
+            [str(BIN / "overfit"), *args], cwd=tmp_path, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        try:
+            wait_for(lambda: finished_trials(tmp_path / "mlflow.db") >= 1, 300, "a trial was recorded", driver)
+        except BaseException:
+            os.killpg(driver.pid, signal.SIGKILL)
+            raise
+        os.killpg(driver.pid, signal.SIGTERM)
+        signalled = time.time()
+        _, stderr = driver.communicate(timeout=120)
+        assert driver.returncode == 130 and time.time() - signalled < 30, stderr  # not Ray's minute-long GCS wait
+        assert "continue it with --resume" in stderr and "Failed to connect to GCS" not in stderr, stderr
+        (parent,) = runs(tmp_path / "mlflow.db", "sweep")
+        assert parent.info.status == "KILLED"
 
 
 @pytest.mark.slow
