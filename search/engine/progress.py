@@ -1,10 +1,9 @@
 """The live display of a sweep, on stderr: a line per case in a terminal, plain log lines when stderr is piped.
 
-In a terminal, rich draws one width-aware line per case (its bar, trials done of planned, elapsed time, fixed /
-pruned / errors and the best relative error so far) and a status line (Ray starting,
-MLflow away). Piped, it writes a line when something happens that a log reader needs: the sweep starts, a case
-ends, the store goes away or comes back, and a summary every minute. Stdout is left to the results (and to
-``--json``).
+In a terminal, rich draws one line per case within 80 columns (its bar, trials done of planned, elapsed time,
+fixed / pruned / errors and the best relative error so far) and a status line (Ray starting, MLflow away).
+Piped, it writes a line when something happens that a log reader needs: the sweep starts, a case ends, the store
+goes away or comes back, and a summary every minute. Stdout is left to the results (and to ``--json``).
 """
 
 from __future__ import annotations

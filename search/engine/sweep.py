@@ -181,11 +181,14 @@ class _Sweep:
             return
         import ray
 
-        gcs = ray.get_runtime_context().gcs_address
+        try:
+            gcs = ray.get_runtime_context().gcs_address
+        except Exception:  # a Ray Client connection (ray://) has no GCS address of its own to watch
+            gcs = None
         watching: list[threading.Thread] = []
 
         def on_sigterm(signum: int, frame: Any) -> None:
-            if not watching:
+            if gcs and not watching:
                 watching.append(threading.Thread(target=self._end_if_ray_is_gone, args=(gcs,), daemon=True))
                 watching[0].start()
             signal.raise_signal(signal.SIGINT)
