@@ -118,6 +118,10 @@ class Progress:
     def trial_started(self, name: str) -> None:
         with self._lock:
             self.cases[name].running += 1
+            # Piped, the minute's summary comes as a trial starts: between one trial's end and the next one's start
+            # a slot is briefly free, and "running" would count one trial too few.
+            if self.enabled and self._bars is None and time.monotonic() - self._last_line > self.every:
+                self._print(self._overall())
 
     def trial_finished(self, name: str, done: Any) -> None:
         """One trial of ``name`` ended; ``done`` is its :class:`~search.engine.case_run.Done`."""
@@ -137,8 +141,6 @@ class Progress:
             elif case.done == case.total:
                 minutes, seconds = divmod(int(time.monotonic() - case.started), 60)
                 self._print(f"{name}: {case.done}/{case.total} trials in {minutes}:{seconds:02d}, {case.counts()}")
-            elif time.monotonic() - self._last_line > self.every:
-                self._print(self._overall())
 
     def _overall(self) -> str:
         done = sum(c.done for c in self.cases.values())

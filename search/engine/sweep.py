@@ -221,8 +221,11 @@ class _Sweep:
     def _find_unfinished(self) -> None:
         """``--resume`` continues the unfinished sweeps of the named cases and starts none: a case without one (in a
         whole sweep, one that finished before the interruption) is left out, with a line saying so."""
-        self.recorder = _recorder(self.options.tracking_uri, self.options.experiment)
-        self.unfinished = {case.name: self.recorder.unfinished_sweep(case.name) for case in self.cases}
+        try:
+            self.recorder = _recorder(self.options.tracking_uri, self.options.experiment, create=False)
+            self.unfinished = {case.name: self.recorder.unfinished_sweep(case.name) for case in self.cases}
+        except LookupError:  # no such experiment: nothing to continue, and nothing created
+            self.unfinished = {}
         if not any(self.unfinished.values()):
             names = ", ".join(case.name for case in self.cases)
             raise SweepError(
@@ -539,10 +542,10 @@ def sweep_tags(case: Case, sweep_id: str) -> dict[str, str]:
     }
 
 
-def _recorder(tracking_uri: str, experiment: str) -> Recorder:
+def _recorder(tracking_uri: str, experiment: str, create: bool = True) -> Recorder:
     """The MLflow writer, once a new sqlite store has been created under a lock (two commands may start at once)."""
     ready_tracking_store(tracking_uri)
-    return Recorder(tracking_uri, experiment)
+    return Recorder(tracking_uri, experiment, create=create)
 
 
 def _probe(case: Case, profile: str) -> float:

@@ -46,9 +46,11 @@ class Recorder:
     Args:
         tracking_uri: ``sqlite:///mlflow.db``, ``http://host:5000``, ...
         experiment: the experiment's name.
+        create: whether to create a missing experiment; if False, a missing one raises :class:`LookupError` (a
+            command that only continues what is recorded must create nothing).
     """
 
-    def __init__(self, tracking_uri: str, experiment: str) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, create: bool = True) -> None:
         # MLflow's client retries an unreachable server for minutes by itself; the Writer's own retries show the
         # wait in the progress line and keep the sweep going meanwhile. These are MLflow's documented variables.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -56,6 +58,8 @@ class Recorder:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.tracking_uri = tracking_uri
         found = self.client.get_experiment_by_name(experiment)
+        if found is None and not create:
+            raise LookupError(f"no experiment {experiment!r}")
         self.experiment_id = found.experiment_id if found else self._create(experiment)
         if found is None or found.tags.get(EXPERIMENT_KIND[0]) != EXPERIMENT_KIND[1]:
             self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND)

@@ -37,6 +37,19 @@ def test_piped_it_writes_a_line_when_a_case_ends_and_nothing_between():
     assert line.startswith("tiny_collapse: 2/2 trials in 0:0") and line.endswith("1 fixed 1 pruned best 2.0e-02")
 
 
+def test_piped_the_minute_summary_counts_the_running_trials_as_one_starts():
+    stream = io.StringIO()
+    display = Progress(stream=stream, every=0)
+    display.add_case("tiny_collapse", total=3)
+    display.trial_started("tiny_collapse")
+    display.trial_started("tiny_collapse")
+    assert stream.getvalue().splitlines()[-1] == "overfit: 0/3 trials done, 2 running, 0 fixed"
+    display.trial_finished("tiny_collapse", FIXED)  # its slot is free until the next trial starts: no line here
+    assert stream.getvalue().splitlines()[-1] == "overfit: 0/3 trials done, 2 running, 0 fixed"
+    display.trial_started("tiny_collapse")
+    assert stream.getvalue().splitlines()[-1] == "overfit: 1/3 trials done, 2 running, 1 fixed"
+
+
 def test_off_it_writes_nothing_but_warnings():
     stream = io.StringIO()
     display = Progress(enabled=False, stream=stream)

@@ -588,6 +588,10 @@ def test_resume_continues_only_unfinished_sweeps_and_starts_none(tmp_path, capsy
     err = capsys.readouterr().err
     assert "--resume needs an unfinished sweep of tiny_collapse" in err and err.count("\n") == 1
     assert len(runs(tmp_path / "mlflow.db", "sweep")) == 1
+    assert main(["sweep", TINY, "--resume", "--experiment", "elsewhere"]) == 2  # an unknown experiment is not created
+    err = capsys.readouterr().err
+    assert "--resume needs an unfinished sweep of tiny_collapse" in err and "'elsewhere'" in err
+    assert recorder.client.get_experiment_by_name("elsewhere") is None
 
     killed = recorder.start_sweep(other.name, {}, {})
     recorder.end_sweep(killed, status=KILLED)
