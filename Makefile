@@ -40,4 +40,5 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) mlflow.db mlruns optuna.log overfit-results notebook-artifacts .pytest_cache .ruff_cache
+	rm -rf $(VENV) mlflow.db mlflow.db.lock mlruns optuna.log optuna.log.flock .optuna.log.*.lock overfit-results \
+		notebook-artifacts .pytest_cache .ruff_cache

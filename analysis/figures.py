@@ -190,9 +190,9 @@ def reconstruction_figure(samples: Mapping[str, Any], *, time_dim: int = -1, tit
                 axis.set_xlabel(_XLABEL[kind])
             if column == 0:
                 axis.set_ylabel(f"sample {row}\n" + ("feature" if kind == "heatmap" else "value"))
-    if kind == "sequence":  # beside the panels, where it hides no line
+    if kind == "sequence":  # under the panels, where it hides no line and no title
         handles, labels = grid[0, -1].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="outside right upper", fontsize=8)
+        figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize=8)
     figure.suptitle(_wrap(title))
     return figure
 

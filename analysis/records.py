@@ -432,13 +432,20 @@ def check_journal(path: str | Path, *, writer: bool, option: str = "--optuna-sto
 
 
 def check_output_folder(path: str | Path, option: str) -> None:
-    """Raises :class:`StoreError` unless ``path`` is a writable folder, or can be made in a writable one."""
+    """Raises :class:`StoreError` unless ``path`` is a writable folder, or can be made in a writable one.
+
+    Only the last folder of the path is made: a missing parent is more likely a typo than a wish.
+    """
     text = str(path)
+    if not text.strip():
+        raise StoreError(f"{option} must name a folder, got {text!r}")
     folder = Path(text).expanduser().absolute()
     existing = next(p for p in (folder, *folder.parents) if p.exists())
     if not existing.is_dir():
         where = "" if existing == folder else f" (under the file {existing})"
         raise StoreError(f"{option} must be a folder, got the file {text!r}{where}")
+    if existing not in (folder, folder.parent):
+        raise StoreError(f"{option} must be a folder in an existing folder, got {text!r} (no folder {folder.parent})")
     _writable(existing, option, text)
 
 

@@ -273,14 +273,15 @@ def _markdown_run(run: Mapping[str, str | None]) -> str:
 
 
 def _breakable(value: Any) -> Markup:
-    """A value (a path, a list, a snake_case name) that may wrap after its slashes, commas and underscores, and
-    nowhere else: a narrow column breaks ``denoise_constant_output`` into its words, not mid-word.
+    """A value (a path, a list, a snake_case name, a sum of loss terms) that may wrap after its slashes, commas,
+    underscores and plus signs, and nowhere else: a narrow column breaks ``denoise_constant_output`` into its
+    words, not mid-word.
 
     Example:
         >>> str(_breakable("/tmp/my_results,<b>"))
         '/<wbr>tmp/<wbr>my_<wbr>results,<wbr>&lt;b&gt;'
     """
-    return Markup(re.sub(r"([/,_])", r"\1<wbr>", str(escape(value))))
+    return Markup(re.sub(r"([/,_+])", r"\1<wbr>", str(escape(value))))
 
 
 def _markdown_text(value: Any) -> str:

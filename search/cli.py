@@ -16,7 +16,7 @@ import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -263,7 +263,7 @@ def _cmd_trial(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print(_describe(result, case))
+        print(_wrapped(_describe(result, case)))
     return 0
 
 
@@ -286,7 +286,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
             )
             reports.append({"role": role, **result.to_json()})
             if not args.json:
-                print(_describe_line(result, case, role), flush=True)
+                print(_wrapped(_describe_line(result, case, role)), flush=True)
     if args.json:
         print(json.dumps(reports, indent=2))
     return 0
@@ -350,16 +350,46 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _print_summaries(summaries: list[dict[str, Any]]) -> None:
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 10_000
     print()
     for summary in summaries:
-        fixes = [f"{label} ({t['fixed']}/{t['seeds']} seeds)" for label, t in summary["ablation"].items() if t["fixed"]]
+        tallies = summary["ablation"]
+        fixes = [f"{label} ({t['fixed']}/{t['seeds']} seeds)" for label, t in tallies.items() if _single(label, t)]
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
         lines = [
             f"{summary['case']}: {summary['trials']} trials ({outcomes}); parent run {summary['parent_run_id'][:8]}",
             f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}",
         ]
-        print("\n".join(textwrap.fill(line, width, subsequent_indent="    ") for line in lines))
+        for label, tally in tallies.items():  # a documented fix of several changes, also tried whole
+            if label.startswith(_WHOLE_FIX):
+                verdict = "fixed it" if tally["fixed"] else "did not fix it"
+                changes = label.removeprefix(_WHOLE_FIX)
+                lines.append(
+                    f"  the documented fix, whole ({changes}): {verdict} ({tally['fixed']}/{tally['seeds']} seeds)"
+                )
+        print(_wrapped("\n".join(lines)))
+
+
+_WHOLE_FIX = "fix: "  # the label of a documented fix of several changes (``TrialSpec.label``)
+
+
+def _single(label: str, tally: Mapping[str, int]) -> bool:
+    return bool(tally["fixed"]) and not label.startswith(_WHOLE_FIX)
+
+
+def _wrapped(text: str) -> str:
+    """``text`` wrapped between words to the terminal (as is when piped): a continued line is indented under the
+    value of its ``  label   value`` line, or by four spaces."""
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    if width is None:
+        return text
+    lines = []
+    for line in text.splitlines():
+        label = re.match(r"\s+\S+\s{2,}", line)
+        indent = " " * (label.end() if label and label.end() < width // 2 else 4)
+        lines.append(
+            textwrap.fill(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+        )
+    return "\n".join(lines)
 
 
 def _print_rankings(cases: list[str], rankings: list[Any]) -> None:

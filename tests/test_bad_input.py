@@ -176,6 +176,13 @@ BAD: dict[str, Bad] = {
     ),
     "sweep cpus tiny": Bad([*SWEEP, "--cpus-per-trial", "1e-5"], "--cpus-per-trial must be a finite number >= 0.0001"),
     "sweep cpus text": Bad([*SWEEP, "--cpus-per-trial", "one"], "--cpus-per-trial must be a number, got 'one'"),
+    # A local instance's request beyond this machine: refused before Ray starts, not once it is up.
+    "sweep cpus beyond machine": Bad([*SWEEP, "--cpus-per-trial", "4096"], "(this machine's CPUs), got 4096"),
+    "sweep gpus none here": Bad(
+        [*SWEEP, "--gpus-per-trial", "1"],
+        "--gpus-per-trial must be 0 on this machine without GPUs, got 1",
+        needs="no-cuda",
+    ),
     "sweep gpus inf": Bad([*SWEEP, "--gpus-per-trial", "inf"], "--gpus-per-trial must be 0 or a finite number"),
     "sweep gpus nan": Bad([*SWEEP, "--gpus-per-trial", "nan"], "--gpus-per-trial must be 0 or a finite number"),
     "sweep gpus -1": Bad(
@@ -350,6 +357,16 @@ BAD: dict[str, Bad] = {
     ),
     "report out unwritable": Bad(["report", "--out", "{ro}/report"], "--out must be writable", (_store(),), needs="ro"),
     "report no out": Bad(["report"], "the following arguments are required: --out"),
+    "report out empty": Bad(["report", "--out", ""], "--out must name a folder, got ''", (_store(),)),
+    "report out no parent": Bad(
+        ["report", "--out", "missing/report"],
+        "--out must be a folder in an existing folder, got 'missing/report' (no folder ",
+        (_store(),),
+    ),
+    "sweep results dir no parent": Bad(
+        [*SWEEP, "--results-dir", "runs/today"],
+        "--results-dir must be a folder in an existing folder, got 'runs/today'",
+    ),
     "report empty file": Bad(
         ["report", "--out", "r", "--tracking-uri", "sqlite:///empty.db"],
         "got the empty file",

@@ -31,6 +31,7 @@ __all__ = [
     "check_address",
     "check_cases",
     "check_resources",
+    "this_machine",
     "validate",
 ]
 
@@ -81,7 +82,17 @@ def validate(options: Any) -> list[Case]:
         check_address(options.address)
     elif os.environ.get("RAY_ADDRESS"):  # ray.init joins it when no address is given
         check_address(os.environ["RAY_ADDRESS"], option="RAY_ADDRESS")
+    else:  # a local instance, on this machine: a request it cannot hold is refused before Ray starts
+        check_resources([this_machine()], options.cpus_per_trial, options.gpus_per_trial, local=True)
     return cases
+
+
+def this_machine() -> dict[str, float]:
+    """The most a local Ray instance can find here: the CPUs the OS reports, the GPUs torch sees. (Ray may find
+    fewer CPUs under a container's quota; the check against what it found runs once it is up.)"""
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
 
 
 def check_cases(refs: Sequence[str], what: str = "sweep") -> list[Case]:
@@ -169,25 +180,33 @@ def check_address(address: str, timeout: float | None = None, option: str = "--a
     raise SweepError(f"{option} must be a Ray head node, got {shown!r} ({said}, not Ray's gRPC)")
 
 
-def check_resources(nodes: Sequence[Mapping[str, float]], cpus_per_trial: float, gpus_per_trial: float | None) -> None:
+def check_resources(
+    nodes: Sequence[Mapping[str, float]], cpus_per_trial: float, gpus_per_trial: float | None, local: bool = False
+) -> None:
     """Raises :class:`SweepError` unless some node can hold one trial, whose request would otherwise wait forever.
 
     Args:
         nodes: each alive node's resources (``ray.nodes()``' ``Resources``), e.g. ``{"CPU": 16.0, "GPU": 2.0}``.
         cpus_per_trial: CPUs each trial asks for.
         gpus_per_trial: GPUs (or a share of one) each trial asks for; None or 0 for none.
+        local: ``nodes`` is this machine, on which a local Ray instance is yet to start (the messages say so).
     """
     cpus, gpus = cpus_per_trial, gpus_per_trial or 0.0
     if not nodes:
         raise SweepError("the Ray cluster must have an alive node, got none")
     most_cpus = max(node.get("CPU", 0.0) for node in nodes)
     most_gpus = max(node.get("GPU", 0.0) for node in nodes)
+    place = "this machine" if local else "a cluster"
+
+    def most(kind: str) -> str:
+        return f"this machine's {kind}" if local else f"the most {kind} of any node"
+
     if gpus > 0 and most_gpus <= 0:
-        raise SweepError(f"--gpus-per-trial must be 0 on a cluster without GPUs, got {gpus:g}")
+        raise SweepError(f"--gpus-per-trial must be 0 on {place} without GPUs, got {gpus:g}")
     if not _fits(cpus, most_cpus):
-        raise SweepError(f"--cpus-per-trial must be at most {most_cpus:g} (the most CPUs of any node), got {cpus:g}")
+        raise SweepError(f"--cpus-per-trial must be at most {most_cpus:g} ({most('CPUs')}), got {cpus:g}")
     if not _fits(gpus, most_gpus):
-        raise SweepError(f"--gpus-per-trial must be at most {most_gpus:g} (the most GPUs of any node), got {gpus:g}")
+        raise SweepError(f"--gpus-per-trial must be at most {most_gpus:g} ({most('GPUs')}), got {gpus:g}")
     if not any(_fits(cpus, n.get("CPU", 0.0)) and _fits(gpus, n.get("GPU", 0.0)) for n in nodes):
         raise SweepError(
             f"--cpus-per-trial and --gpus-per-trial must fit on one node, got {cpus:g} CPUs and {gpus:g} GPUs; "

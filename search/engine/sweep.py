@@ -127,7 +127,7 @@ class _Sweep:
         self.options, self.cases, self.display = options, cases, display
         self.sweep_id = uuid.uuid4().hex[:12]
         self.runs: list[CaseRun] = []
-        self.locks: list[int] = []
+        self.locks: dict[str, tuple[int, Path]] = {}  # parent run -> its lock file, open and held
         self.optuna_writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="optuna-writer")
         self.writer = Writer(patience=options.store_patience)
         self.journal = None  # opened by the first case that searches: an ablation-only sweep leaves none
@@ -499,13 +499,16 @@ class _Sweep:
                 f"--resume: the sweep of {case} (run {parent_id[:8]}) is being run by another live command; "
                 "wait for it to end, or stop it first"
             ) from None
-        self.locks.append(fd)
+        self.locks[parent_id] = (fd, lock)
 
     def _close(self) -> None:
         if self.writer.failed is None:
             self.writer.close()
         self.optuna_writes.shutdown(wait=False, cancel_futures=True)
-        for fd in self.locks:
+        finished = {run.parent_id for run in self.runs if run.complete}
+        for parent_id, (fd, lock) in self.locks.items():
+            if parent_id in finished:  # nothing is left to resume: the file goes, while still held
+                lock.unlink(missing_ok=True)
             os.close(fd)  # the kernel releases the flock with the descriptor
 
 

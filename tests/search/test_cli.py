@@ -41,6 +41,33 @@ def test_cases_table_wraps_its_titles_between_words_in_a_narrow_terminal(capsys,
     assert "    1-D conv autoencoder cannot overfit a batch of signals (dying ReLU)" in lines  # whole words
 
 
+def test_trial_and_diagnose_wrap_between_words_in_a_narrow_terminal(capsys, monkeypatch, example_case_ref):
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["trial", example_case_ref, "--set", "hidden_size=16"]) == 0
+    assert main(["diagnose", example_case_ref, "--no-fix"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 60, lines
+    config = next(i for i, line in enumerate(lines) if line.startswith("  config    "))
+    assert lines[config + 1].startswith(" " * 12) and lines[config + 1].strip()  # continued under its value
+    words = {word for line in lines for word in line.split()}
+    assert "hidden_size=16" in words and "baseline" in words  # no word cut at the edge
+
+
+def test_a_documented_fix_of_several_changes_is_not_listed_as_one_change(capsys):
+    from search.cli import _print_summaries
+
+    tallies = {"baseline": {"fixed": 0, "seeds": 1}, "lr=0.002": {"fixed": 1, "seeds": 1}}
+    tallies["fix: lr=0.002 loss_terms=mse"] = {"fixed": 1, "seeds": 1}
+    outcomes = {"fixed": 2, "diverged": 1}
+    _print_summaries(
+        [{"case": "volume", "trials": 3, "outcomes": outcomes, "parent_run_id": "0" * 32, "ablation": tallies}]
+    )
+    out = capsys.readouterr().out
+    assert "  one change that fixed it: lr=0.002 (1/1 seeds)\n" in out
+    assert "  the documented fix, whole (lr=0.002 loss_terms=mse): fixed it (1/1 seeds)\n" in out
+
+
 def test_trial_json_of_a_user_case(example_case_ref):
     done = overfit("trial", example_case_ref, "--set", "hidden_size=16", "--seed", "1", "--json")
     assert done.returncode == 0, done.stderr

@@ -241,6 +241,7 @@ class TestInProcess:
         assert summary["ablation"]["lr=0.01"] == {"fixed": 2, "seeds": 2}
         assert summary["ablation"]["baseline"] == {"fixed": 0, "seeds": 2}
         assert_one_run_per_trial(tmp_path / "mlflow.db", tmp_path / "optuna.log", {"tiny_collapse": len(planned) + 8})
+        assert not list(tmp_path.glob(".optuna.log.*.lock")), "a finished sweep left its resume lock behind"
 
         client = MlflowClient(options.tracking_uri)
         experiment = client.get_experiment_by_name("overfit")
