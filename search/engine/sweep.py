@@ -223,9 +223,10 @@ class _Sweep:
         whole sweep, one that finished before the interruption) is left out, with a line saying so."""
         try:
             self.recorder = _recorder(self.options.tracking_uri, self.options.experiment, create=False)
-            self.unfinished = {case.name: self.recorder.unfinished_sweep(case.name) for case in self.cases}
         except LookupError:  # no such experiment: nothing to continue, and nothing created
             self.unfinished = {}
+        else:
+            self.unfinished = {case.name: self.recorder.unfinished_sweep(case.name) for case in self.cases}
         if not any(self.unfinished.values()):
             names = ", ".join(case.name for case in self.cases)
             raise SweepError(

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
+from analysis.records import Tag
 from analysis.stores import ENVIRONMENT
 from tests.analysis.handmade import TINY_RESULTS, record_journal, record_sweep
 
@@ -20,8 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_notebook_started_in_notebooks_finds_the_stores_in_the_project_root(tmp_path: Path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'a-project'\n")
     (tmp_path / "notebooks").mkdir()
-    parent = record_sweep(f"sqlite:///{tmp_path / 'mlflow.db'}", TINY_RESULTS)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent = record_sweep(uri, TINY_RESULTS)
     record_journal(str(tmp_path / "optuna.log"), f"tiny_collapse-{parent[:8]}")
+    MlflowClient(uri).set_tag(parent, Tag.STUDY, f"tiny_collapse-{parent[:8]}")  # as a sweep names its study
+    record_journal(str(tmp_path / "optuna.log"), "tiny_collapse-0ldsweep", trials=3)  # an earlier sweep's study
     before = sorted(tmp_path.rglob("*"))
     for variable in ENVIRONMENT.values():
         monkeypatch.delenv(variable, raising=False)
@@ -43,4 +48,6 @@ def test_the_notebook_started_in_notebooks_finds_the_stores_in_the_project_root(
     assert images == 4  # effects, curves, and the baseline's and the fix's reconstructions
     html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
     assert "tiny_collapse" in html and "COMPLETE" in html  # the ranking and the Optuna study
+    optuna_table = code[-1].outputs[0]["data"]["text/html"]
+    assert "<td>2</td>" in optuna_table and "<td>5</td>" not in optuna_table  # this sweep's study alone, not 2 + 3
     assert sorted(tmp_path.rglob("*")) == before  # no stray folder, no cache
