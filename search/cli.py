@@ -196,6 +196,8 @@ def parse_overrides(case: Case, items: Sequence[str]) -> dict[str, Any]:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ValueError(f"--set must be FACTOR=VALUE, got {item!r}")
+        if name.strip() in overrides:  # which one was meant is not for us to guess
+            raise ValueError(f"--set must give each factor once, got {name.strip()} twice")
         try:
             overrides[name.strip()] = case.factor(name.strip()).validate(value)
         except ValueError as exc:  # the factor's own message, said of the option it came from

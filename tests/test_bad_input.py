@@ -126,6 +126,9 @@ class Bad:
 
 BAD: dict[str, Bad] = {
     # ---- trial ----
+    "trial set twice": Bad(
+        [*TRIAL, "--set", "lr=0.01", "--set", "lr=0.1"], "--set must give each factor once, got lr twice"
+    ),
     "trial threads -1": Bad([*TRIAL, "--threads", "-1"], "--threads must be an integer >= 1, got -1"),
     "trial threads 0": Bad([*TRIAL, "--threads", "0"], "--threads must be an integer >= 1, got 0"),
     "trial threads text": Bad([*TRIAL, "--threads", "two"], "--threads must be an integer, got 'two'"),
