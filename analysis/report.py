@@ -94,6 +94,7 @@ def write_report(sweep: Sweep, rankings: Mapping[str, CaseRanking], out: str | P
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     files = _Files(folder)
+    previous = files.images_of("report.html")
     cases = [_case(sweep, ranking, files) for ranking in rankings.values()]
     keys = {key for case in cases for key in case["settings"]}
     names = [k for k in SETTINGS_ORDER if k in keys] + sorted(keys - set(SETTINGS_ORDER))
@@ -108,7 +109,10 @@ def write_report(sweep: Sweep, rankings: Mapping[str, CaseRanking], out: str | P
     }
     templates = _templates()
     files.write_text("report.md", templates.get_template("report.md.j2").render(context))
-    return files.write_text("report.html", templates.get_template("report.html.j2").render(context))
+    page = files.write_text("report.html", templates.get_template("report.html.j2").render(context))
+    for name in previous - files.used:  # the figures of an earlier report here that this one has not drawn again
+        (files.folder / name).unlink(missing_ok=True)
+    return page
 
 
 def _case(sweep: Sweep, ranking: CaseRanking, files: _Files) -> dict[str, Any]:
@@ -240,6 +244,14 @@ class _Files:
         path = self.path(*parts, suffix=source.suffix or ".png")
         shutil.copyfile(source, path)
         return path.name
+
+    def images_of(self, page: str) -> set[str]:
+        """The figures an earlier report's ``page`` in this folder shows: files of this folder, by their names."""
+        path = self.folder / page
+        if not path.is_file():
+            return set()
+        names = set(re.findall(r'<img src="([^"/]+\.png)"', path.read_text(errors="replace")))
+        return {name for name in names if (self.folder / name).is_file()}
 
     def write_text(self, name: str, text: str) -> Path:
         path = self.folder / name

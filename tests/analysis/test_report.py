@@ -46,6 +46,18 @@ def test_report_writes_html_markdown_and_figures_and_nothing_else(store: str, tm
     assert "- lr=0.01: 1 trial, best relative error 0.01\n" in markdown  # the label is not repeated
 
 
+def test_a_report_written_again_removes_the_figures_it_no_longer_shows_and_nothing_else(store: str, tmp_path: Path):
+    sweep = load_mlflow(store)
+    out = tmp_path / "report"
+    page = write_report(sweep, rank(sweep), out)
+    drawn = {p.name for p in out.glob("*.png")}
+    (out / "old-case-curves.png").write_bytes(b"png")  # as an earlier report of another case left it
+    (out / "notes.png").write_bytes(b"png")  # the user's own, never shown by a report
+    page.write_text(page.read_text().replace("</body>", '<img src="old-case-curves.png"></body>'))
+    write_report(sweep, rank(sweep), out)
+    assert {p.name for p in out.glob("*.png")} == drawn | {"notes.png"}
+
+
 def test_runs_link_to_a_tracking_server_without_its_credentials(store: str):
     sweep = load_mlflow(store)
     sweep.tracking_uri = "http://user:secret@127.0.0.1:5000/"
