@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from analysis.changes import changes_of, same_value, show
 from analysis.ranking import CaseRanking
+from analysis.records import WHOLE_FIX_PREFIX
 
 __all__ = ["comparison_trials", "curves_figure", "effects_figure", "reconstruction_figure"]
 
@@ -389,7 +390,7 @@ def comparison_trials(ranking: CaseRanking, trials: pd.DataFrame, count: int = 3
 
 
 def _legend(role: str, label: str) -> str:
-    changes = label.removeprefix("fix: ")  # the ablation's label for a fix of several factors
+    changes = label.removeprefix(WHOLE_FIX_PREFIX)  # the ablation's label for a fix of several factors
     return f"{changes} (documented fix)" if role == "documented fix" else changes
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "EXPERIMENT_KIND",
     "SUMMARY_METRICS",
     "SWEEP_METRICS",
+    "WHOLE_FIX_PREFIX",
     "StoreError",
     "Tag",
     "TrialLog",
@@ -68,6 +69,9 @@ __all__ = [
 
 BASELINE_LABEL = "baseline"
 """The label of the failing baseline's ablation trials."""
+
+WHOLE_FIX_PREFIX = "fix: "
+"""Begins the label of the ablation trial of a documented fix of several changes, tried whole."""
 
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 """MLflow 3 opens an experiment on its GenAI traces page unless it is tagged as classic model development."""
@@ -180,7 +184,7 @@ class TrialSpec:
             return f"search {self.number}: {changed or 'the baseline'}"
         if not self.overrides:
             return BASELINE_LABEL
-        return ("fix: " if self.fix else "") + changes_text(self.overrides)
+        return (WHOLE_FIX_PREFIX if self.fix else "") + changes_text(self.overrides)
 
     @property
     def key(self) -> str:

@@ -33,7 +33,7 @@ from analysis.changes import show, show_error
 from analysis.figures import comparison_trials, curves_figure, effects_figure, reconstruction_figure
 from analysis.loading import Sweep
 from analysis.ranking import CaseRanking
-from analysis.records import ARTIFACTS
+from analysis.records import ARTIFACTS, WHOLE_FIX_PREFIX
 
 __all__ = ["format_ranking", "write_report"]
 
@@ -188,7 +188,7 @@ def _case(sweep: Sweep, ranking: CaseRanking, files: _Files) -> dict[str, Any]:
 
 def _best_trial(label: str, changes: str) -> str:
     """The best trial's name when it says more than the changes: ``search 3``, not ``lr=0.01`` twice."""
-    if label.removeprefix("fix: ") == changes.replace(" + ", " "):
+    if label.removeprefix(WHOLE_FIX_PREFIX) == changes.replace(" + ", " "):
         return ""
     return "best: " + (label.split(":")[0] if label.startswith("search") else label)
 

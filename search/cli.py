@@ -16,7 +16,7 @@ import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -352,30 +352,22 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _print_summaries(summaries: list[dict[str, Any]]) -> None:
+    from analysis.records import WHOLE_FIX_PREFIX
+
     print()
     for summary in summaries:
-        tallies = summary["ablation"]
-        fixes = [f"{label} ({t['fixed']}/{t['seeds']} seeds)" for label, t in tallies.items() if _single(label, t)]
+        singles = {k: t for k, t in summary["ablation"].items() if not k.startswith(WHOLE_FIX_PREFIX)}
+        wholes = {k.removeprefix(WHOLE_FIX_PREFIX): t for k, t in summary["ablation"].items() if k not in singles}
+        fixes = [f"{label} ({t['fixed']}/{t['seeds']} seeds)" for label, t in singles.items() if t["fixed"]]
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
         lines = [
             f"{summary['case']}: {summary['trials']} trials ({outcomes}); parent run {summary['parent_run_id'][:8]}",
             f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}",
         ]
-        for label, tally in tallies.items():  # a documented fix of several changes, also tried whole
-            if label.startswith(_WHOLE_FIX):
-                verdict = "fixed it" if tally["fixed"] else "did not fix it"
-                changes = label.removeprefix(_WHOLE_FIX)
-                lines.append(
-                    f"  the documented fix, whole ({changes}): {verdict} ({tally['fixed']}/{tally['seeds']} seeds)"
-                )
+        for changes, t in wholes.items():  # a documented fix of several changes, also tried whole
+            verdict = "fixed it" if t["fixed"] else "did not fix it"
+            lines.append(f"  the documented fix, whole ({changes}): {verdict} ({t['fixed']}/{t['seeds']} seeds)")
         print(_wrapped("\n".join(lines)))
-
-
-_WHOLE_FIX = "fix: "  # the label of a documented fix of several changes (``TrialSpec.label``)
-
-
-def _single(label: str, tally: Mapping[str, int]) -> bool:
-    return bool(tally["fixed"]) and not label.startswith(_WHOLE_FIX)
 
 
 def _wrapped(text: str) -> str:

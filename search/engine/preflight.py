@@ -31,7 +31,6 @@ __all__ = [
     "check_address",
     "check_cases",
     "check_resources",
-    "this_machine",
     "validate",
 ]
 
@@ -83,11 +82,11 @@ def validate(options: Any) -> list[Case]:
     elif os.environ.get("RAY_ADDRESS"):  # ray.init joins it when no address is given
         check_address(os.environ["RAY_ADDRESS"], option="RAY_ADDRESS")
     else:  # a local instance, on this machine: a request it cannot hold is refused before Ray starts
-        check_resources([this_machine()], options.cpus_per_trial, options.gpus_per_trial, local=True)
+        check_resources([_this_machine()], options.cpus_per_trial, options.gpus_per_trial, local=True)
     return cases
 
 
-def this_machine() -> dict[str, float]:
+def _this_machine() -> dict[str, float]:
     """The most a local Ray instance can find here: the CPUs the OS reports, the GPUs torch sees. (Ray may find
     fewer CPUs under a container's quota; the check against what it found runs once it is up.)"""
     import torch
