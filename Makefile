@@ -13,7 +13,7 @@ run: $(STAMP)
 
 # Two workers overlap the slow tests' start-ups (Ray, MLflow servers, processes importing) with other tests' work.
 # loadscope keeps a module's functions, or a class's methods, on one worker: the main job's sweep runs once. The
-# workers take them in collection order, which tests/conftest.py makes slow first.
+# workers take them in collection order, which tests/conftest.py makes longest first.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder

@@ -11,10 +11,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first, in their files' order (the main job's module leads). ``make test`` hands whole modules and
-    classes to two workers in this order (``--no-loadscope-reorder``): the long ones start at once and the fast
-    ones fill the gaps at the end, instead of the long ones coming last (xdist's own order: most tests first)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Longest first. ``make test`` hands whole modules and classes to two workers in this order
+    (``--no-loadscope-reorder``), a worker taking the next one as it runs short of work. The slow ones go out by
+    the seconds their ``slow`` mark states (the main job's module leads), then the fast ones fill the gaps: the
+    two workers end within about a minute of each other, instead of one taking a long class late and the other
+    waiting for it (xdist's own order is most tests first)."""
+    items.sort(key=lambda item: -_stated_seconds(item))
+
+
+def _stated_seconds(item: pytest.Item) -> float:
+    """The seconds a slow test's module or class takes in ``make test`` (rough; only the order matters); -1 if fast."""
+    mark = item.get_closest_marker("slow")
+    return -1.0 if mark is None else mark.kwargs.get("seconds", 0.0)
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,8 @@ from nbclient import NotebookClient
 from analysis import load_mlflow, rank, search_distributions
 from spaces import CASES, get_case
 
-pytestmark = pytest.mark.slow  # one module: under `pytest -n 2 --dist loadscope` one worker runs the main job once
+# One module: under `pytest -n 2 --dist loadscope` one worker runs the main job once.
+pytestmark = pytest.mark.slow(seconds=390)
 ROOT = Path(__file__).resolve().parents[2]
 OVERFIT = Path(sys.executable).parent / "overfit"
 MAIN_JOB = ["sweep", "--all", "--seeds", "1", "--trials", "6", "--rank", "--quiet"]  # `make run`, without the display

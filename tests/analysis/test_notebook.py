@@ -15,7 +15,7 @@ from analysis.records import Tag
 from analysis.stores import ENVIRONMENT
 from tests.analysis.handmade import TINY_RESULTS, record_journal, record_sweep
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=10)
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -65,7 +65,7 @@ def screen(session: str) -> list[str]:
     return shown.stdout.splitlines()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=35)
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_in_a_terminal_80_columns_wide_each_case_keeps_one_line(tmp_path):
     session = f"overfit-{tmp_path.name}"

@@ -228,7 +228,7 @@ def local_ray() -> Iterator[None]:
     ray.shutdown()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=65)
 @pytest.mark.usefixtures("local_ray")
 class TestInProcess:
     """Sweeps run by ``run_sweep`` in this process, on one shared local Ray."""
@@ -311,7 +311,7 @@ class TestInProcess:
         assert len(first) == 12 and first == search(tmp_path / "b")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=100)
 class TestOnARayCluster:
     """Sweeps through `ray start --head`: two cases in one experiment, a worker node lost mid-sweep."""
 
@@ -387,7 +387,7 @@ class TestOnARayCluster:
         assert max(int(r.data.tags[Tag.ATTEMPTS]) for r in runs(db)) >= 2
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=130)
 class TestKilled:
     """A killed driver, resumed; a killed trial worker, run again (and what a local sweep listens on)."""
 
@@ -446,7 +446,7 @@ class TestKilled:
         assert max(attempts) == 2 and "lost with a worker or node" in str([r.data.tags[Tag.NOTE] for r in runs(db)])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 class TestSignalled:
     """A sweep stopped by a signal: its unfinished parents KILLED, ready for --resume (its own class: xdist shares
     classes out between workers, and the killed-process class is long enough)."""
@@ -471,7 +471,7 @@ class TestSignalled:
         assert parent.info.status == "KILLED"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=150)
 class TestStoresAndServices:
     """MLflow as a server (and away too long), two sweeps on a new store."""
 
