@@ -14,8 +14,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Longest first. ``make test`` hands whole modules and classes to two workers in this order
     (``--no-loadscope-reorder``), a worker taking the next one as it runs short of work. The slow ones go out by
     the seconds their ``slow`` mark states (the main job's module leads), then the fast ones fill the gaps: the
-    two workers end within about a minute of each other, instead of one taking a long class late and the other
-    waiting for it (xdist's own order is most tests first)."""
+    two workers end close together, instead of one taking a long class late while the other has run out of work
+    (xdist's own order is most tests first)."""
     items.sort(key=lambda item: -_stated_seconds(item))
 
 
