@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.records import Tag, TrialLog, TrialSpec
+from search.engine.plan import ablation
 from search.engine.recording import TrialRecord, trial_entry
 from search.engine.searcher import CaseSearch
 from search.engine.tracking import Recorder, Writer
@@ -121,8 +122,10 @@ class CaseRun:
         """Counts by outcome, the ablation's single changes with how many seeds each fixed (the whole sweep's), and
         the ranking written to the parent run."""
         outcomes = Counter(d.outcome for d in self.done.values())
+        # In the plan's order, not the order the trials happened to finish in: the same sweep prints the same lines.
+        position = {spec.label: i for i, spec in enumerate(ablation(self.case, seeds=1))}
         singles: dict[str, dict[str, int]] = {}
-        for done in self.done.values():
+        for done in sorted(self.done.values(), key=lambda d: position.get(d.label, len(position))):
             if done.part == "ablation":
                 tally = singles.setdefault(done.label, {"fixed": 0, "seeds": 0})
                 tally["fixed"] += done.fixed
