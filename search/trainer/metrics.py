@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["DeadUnitProbe", "Epoch", "gradient_stats", "output_stats"]
+__all__ = ["DeadUnitProbe", "Epoch", "ErrorMeter", "gradient_stats"]
 
 
 @dataclass
@@ -69,25 +69,40 @@ class Epoch:
         return cls(**{k: v for k, v in values.items() if k in names and v is not None})
 
 
-def output_stats(output: Tensor, target: Tensor, variance_dims: tuple[int, ...]) -> dict[str, float]:
-    """mse, rel_error, power_error and spread of ``output`` against ``target`` (same shape)."""
-    output, target = output.detach().double(), target.detach().double()
-    # A single sample has no spread across samples; then the mean predictor is the sample's own mean.
-    variance_dims = tuple(d for d in variance_dims if target.shape[d] > 1) or tuple(range(target.dim()))
-    mse, target_var, output_var, power = torch.stack(
-        [
-            torch.mean((output - target) ** 2),
-            target.var(dim=variance_dims, unbiased=False).mean(),
-            output.var(dim=variance_dims, unbiased=False).mean(),
-            torch.mean(target**2),
-        ]
-    ).tolist()
-    return {
-        "mse": mse,
-        "rel_error": mse / target_var if target_var > 0 else math.inf,
-        "power_error": mse / power if power > 0 else math.inf,
-        "spread": math.sqrt(output_var / target_var) if target_var > 0 else math.nan,
-    }
+class ErrorMeter:
+    """mse, rel_error, power_error and spread of outputs against one target, whose own figures (its variance
+    around the mean predictor and its mean square) are computed once: a trial measures against the same target
+    every time.
+
+    Args:
+        target: the target, in the data's units.
+        variance_dims: the axes over which "predicting the mean" is taken (a single sample has no spread across
+            samples; then the mean predictor is the sample's own mean).
+
+    Example:
+        >>> meter = ErrorMeter(torch.tensor([[0.0], [2.0]]), variance_dims=(0,))
+        >>> meter(torch.ones(2, 1))  # the mean predictor: relative error 1, no spread
+        {'mse': 1.0, 'rel_error': 1.0, 'power_error': 0.5, 'spread': 0.0}
+    """
+
+    def __init__(self, target: Tensor, variance_dims: tuple[int, ...]) -> None:
+        self.target = target.detach().double()
+        self.dims = tuple(d for d in variance_dims if target.shape[d] > 1) or tuple(range(target.dim()))
+        self.variance, self.power = torch.stack(
+            [self.target.var(dim=self.dims, unbiased=False).mean(), torch.mean(self.target**2)]
+        ).tolist()
+
+    def __call__(self, output: Tensor) -> dict[str, float]:
+        output = output.detach().double()
+        mse, output_var = torch.stack(
+            [torch.mean((output - self.target) ** 2), output.var(dim=self.dims, unbiased=False).mean()]
+        ).tolist()
+        return {
+            "mse": mse,
+            "rel_error": mse / self.variance if self.variance > 0 else math.inf,
+            "power_error": mse / self.power if self.power > 0 else math.inf,
+            "spread": math.sqrt(output_var / self.variance) if self.variance > 0 else math.nan,
+        }
 
 
 def gradient_stats(model: nn.Module) -> dict[str, float | bool]:
@@ -136,8 +151,9 @@ class DeadUnitProbe:
     def _hook(self, module: nn.Module, inputs: tuple, output: Tensor) -> None:
         if output.dim() < 2:
             return
-        # A unit is one element of a sample's activation map; the batch is axis 0.
-        active = (output.detach() > 0).flatten(1).any(dim=0)
+        # A unit is one element of a sample's activation map; the batch is axis 0. The max over the batch of the
+        # comparison, as bytes, is `any` (NaN included): torch's `any` over a leading axis is 2.5x slower on CPU.
+        active = (output.detach().flatten(1) > 0).view(torch.uint8).amax(dim=0)
         self._active.append(active.float().mean())  # read in `fraction`, with the other layers' in one sync
 
     @property

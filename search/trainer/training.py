@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from search.trainer.metrics import DeadUnitProbe, Epoch, gradient_stats, output_stats
+from search.trainer.metrics import DeadUnitProbe, Epoch, ErrorMeter, gradient_stats
 from search.trainer.optimizers import make_optimizer
 from spaces.case import Case, Data
 from spaces.transforms import transform
@@ -72,6 +72,7 @@ class Trainer:
         # The memorised set in model space, transformed once: it is measured, and trained on whole or in minibatches.
         # Every transform works per sample, so a minibatch of the transformed set is the transformed minibatch.
         self.memorised = transform(self.transform, self.inputs, self.targets, case.time_dim)
+        self.errors = ErrorMeter(self.targets, case.variance_dims)
         self.probe = DeadUnitProbe(model)
 
     @property
@@ -120,7 +121,7 @@ class Trainer:
         self.model.eval()
         with torch.no_grad(), self.probe:
             output = self.memorised.inverse(self.model(self.memorised.inputs))
-        stats = output_stats(output, self.targets, self.case.variance_dims)
+        stats = self.errors(output)
         loss_value = loss.item()
         finite = math.isfinite(loss_value) and math.isfinite(grads["grad_first"]) and bool(torch.isfinite(output).all())
         return Epoch(epoch=epoch, loss=loss_value, dead_fraction=self.probe.fraction, finite=finite, **stats, **grads)

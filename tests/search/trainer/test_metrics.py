@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from search.trainer.metrics import DeadUnitProbe, Epoch, gradient_stats, output_stats
+from search.trainer.metrics import DeadUnitProbe, Epoch, ErrorMeter, gradient_stats
 
 
 def test_predicting_the_mean_scores_relative_error_one():
     target = torch.randn(32, 10)
-    stats = output_stats(target.mean(0, keepdim=True).expand_as(target), target, (0,))
+    stats = ErrorMeter(target, (0,))(target.mean(0, keepdim=True).expand_as(target))
     assert stats["rel_error"] == pytest.approx(1.0)
     assert stats["spread"] == pytest.approx(0.0)
 
@@ -19,8 +19,8 @@ def test_predicting_the_mean_scores_relative_error_one():
 def test_relative_error_is_scale_free_and_power_error_is_not():
     target = torch.randn(32, 10, dtype=torch.float64)
     output = target + 0.1 * torch.randn(32, 10, dtype=torch.float64)
-    small = output_stats(output * 1e-3 + 1.1, target * 1e-3 + 1.1, (0,))
-    large = output_stats(output, target, (0,))
+    small = ErrorMeter(target * 1e-3 + 1.1, (0,))(output * 1e-3 + 1.1)
+    large = ErrorMeter(target, (0,))(output)
     assert small["rel_error"] == pytest.approx(large["rel_error"], rel=1e-6)
     assert small["power_error"] < 1e-6 < large["power_error"]
     assert small["mse"] == pytest.approx(large["mse"] * 1e-6, rel=1e-6)
@@ -30,7 +30,7 @@ def test_variance_dims_define_the_mean_predictor():
     # One sequence (1, time, features): the mean is per feature over time.
     sequence = torch.randn(1, 14, 5) + torch.arange(5.0)
     flat = sequence.mean(dim=1, keepdim=True).expand_as(sequence)
-    assert output_stats(flat, sequence, (0, 1))["rel_error"] == pytest.approx(1.0)
+    assert ErrorMeter(sequence, (0, 1))(flat)["rel_error"] == pytest.approx(1.0)
 
 
 def test_dead_unit_probe_counts_the_most_dead_relu_layer():
@@ -67,7 +67,7 @@ def test_gradient_stats_compare_first_and_last_weights():
 
 def test_a_single_sample_is_judged_against_its_own_mean():
     signal = torch.randn(1, 1, 64, dtype=torch.float64)
-    stats = output_stats(signal.mean().expand_as(signal), signal, (0,))
+    stats = ErrorMeter(signal, (0,))(signal.mean().expand_as(signal))
     assert stats["rel_error"] == pytest.approx(1.0)
 
 
