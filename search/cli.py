@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import errno
 import gc
 import json
 import os
@@ -43,6 +44,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("overfit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader (head, a pager) stopped reading: the rest is not wanted, and says nothing
+        _discard_stdout()
+        return 1
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        _discard_stdout()
+        print(f"overfit: error: could not write the output ({exc.strerror})", file=sys.stderr)
+        return 1
+
+
+def _discard_stdout() -> None:
+    # Python flushes stdout again at exit, which would fail and print a traceback of its own.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 class _Parser(argparse.ArgumentParser):

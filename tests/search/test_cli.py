@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 
@@ -110,6 +111,17 @@ def test_bad_input_from_a_real_process():
     assert done.stderr == (
         "overfit: error: --set optimizer must be one of ['adam', 'sgd_momentum', 'rmsprop'], got 'lion'\n"
     )
+
+
+def test_output_cut_short_ends_quietly_or_in_one_line():
+    # A reader that stops early (`overfit rank | head -1`) is no error worth a traceback; a full disk is one line.
+    # `true` reads nothing and is gone long before the command, which imports for a second or two, writes.
+    command = f"{shlex.quote(sys.executable)} -m search cases --json"
+    done = subprocess.run(f"{command} | true", shell=True, capture_output=True, text=True, timeout=300)
+    assert done.stderr == ""
+    full = subprocess.run(f"{command} > /dev/full", shell=True, capture_output=True, text=True, timeout=300)
+    assert full.returncode == 1
+    assert full.stderr == "overfit: error: could not write the output (No space left on device)\n"
 
 
 def test_version_names_the_libraries_a_cluster_must_match(capsys):
