@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         _discard_stdout()
-        print(f"overfit: error: could not write the output ({exc.strerror})", file=sys.stderr)
+        # A file that could not be written names itself; stdout does not.
+        print(f"overfit: error: could not write {exc.filename or 'the output'} ({exc.strerror})", file=sys.stderr)
         return 1
 
 
