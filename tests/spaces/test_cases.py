@@ -106,3 +106,28 @@ def test_conv1d_cheaper_layers_compute_the_threads_layers():
     (grad,) = torch.autograd.grad(pooled, x, upstream)
     (grad_expected,) = torch.autograd.grad(expected, x, upstream)
     assert torch.equal(grad, grad_expected)
+
+
+def test_lstm_decoder_as_one_layer_computes_the_threads_loop():
+    from torch import nn
+
+    from spaces.cases.lstm_mean_prediction import SEQUENCE, LSTMEncoderDecoder
+
+    torch.manual_seed(0)
+    model = LSTMEncoderDecoder(5, 20)
+    # The thread's parameters, initialised from the same random numbers as the three layers built alone.
+    torch.manual_seed(0)
+    layers = nn.ModuleDict({"encoder": nn.LSTM(5, 20, batch_first=True), "cell": nn.LSTMCell(5, 20)})
+    layers["dense"] = nn.Linear(20, 5)
+    for ours, theirs in zip(model.state_dict().values(), layers.state_dict().values(), strict=True):
+        assert torch.equal(ours, theirs)
+
+    x = torch.cat([SEQUENCE, torch.randn(3, 14, 5)])  # the thread's sequence and a batch beside it
+    upstream = torch.randn(4, 14, 5)
+    fused, loop = model(x), model.step_by_step(x)
+    torch.testing.assert_close(fused, loop, rtol=1e-5, atol=1e-6)
+    params = list(model.parameters())
+    for got, expected in zip(
+        torch.autograd.grad(fused, params, upstream), torch.autograd.grad(loop, params, upstream), strict=True
+    ):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
