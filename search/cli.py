@@ -344,6 +344,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     cases = validate(SimpleNamespace(**settings))  # before the engine's import: Ray's alone takes seconds
     settings["tracking_uri"] = tracking_client_uri(args.tracking_uri)  # credentials out of the URI
     _ray_environment(args.address)
+    # On a server's URI MLflow prints two links to stdout for every run it ends: two lines per trial among the
+    # results, and no longer JSON under --json. The summaries name each case's parent run instead. The switch is
+    # MLflow's documented environment variable; a user who sets it keeps their choice.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     from search.engine.sweep import SweepAborted, SweepOptions, run_sweep
 
     try:
@@ -370,7 +374,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _print_summaries(summaries: list[dict[str, Any]]) -> None:
     from analysis.records import WHOLE_FIX_PREFIX
 
-    print()
+    if sys.stdout.isatty():  # below the progress display (stderr) on a terminal; piped, the results start at once
+        print()
     for summary in summaries:
         singles = {k: t for k, t in summary["ablation"].items() if not k.startswith(WHOLE_FIX_PREFIX)}
         wholes = {k.removeprefix(WHOLE_FIX_PREFIX): t for k, t in summary["ablation"].items() if k not in singles}

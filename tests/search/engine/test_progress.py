@@ -91,7 +91,8 @@ def test_in_a_terminal_80_columns_wide_each_case_keeps_one_line(tmp_path):
             assert sum(line.lstrip(" ⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏").startswith(case + " ") for line in shown) <= 1, shown
     bars = [line for line in final if "5/5" in line]
     assert len(bars) == 2 and all("fixed" in line and "pruned" in line for line in bars), final
-    assert any(line.startswith("tiny_collapse: 5 trials") for line in final)  # the summary, after the display
+    summary = next(i for i, line in enumerate(final) if line.startswith("tiny_collapse: 5 trials"))
+    assert final[summary - 1] == ""  # the summary, a line below the display
 
 
 def test_a_documented_case_keeps_its_whole_line_in_80_columns():

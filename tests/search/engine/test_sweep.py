@@ -485,6 +485,8 @@ class TestStoresAndServices:
             )
             assert done.returncode == 0, done.stderr
             assert "one change that fixed it: lr=0.01 (1/1 seeds)" in done.stdout
+            # Piped, stdout is the results: no blank line first, none of MLflow's "View run" links in between.
+            assert done.stdout.startswith("tiny_collapse: ") and "View run" not in done.stdout, done.stdout[:300]
             swept = done.stdout
             client = MlflowClient(uri)
             baseline = client.search_runs(
