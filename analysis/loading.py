@@ -207,7 +207,9 @@ def load_mlflow(
     found = client.get_experiment_by_name(experiment)
     if found is None:
         names = sorted(e.name for e in client.search_experiments())
-        raise AnalysisError(f"experiment must exist in {tracking_uri}, got {experiment!r}; experiments there: {names}")
+        raise AnalysisError(
+            f"experiment (--experiment) must exist in {tracking_uri}, got {experiment!r}; experiments there: {names}"
+        )
     parents = _search(client, found.experiment_id, f"tags.`{Tag.ROLE}` = 'sweep'")
     latest: dict[str, Any] = {}
     for run in sorted(parents, key=lambda r: (r.info.status == "FINISHED", r.info.start_time)):

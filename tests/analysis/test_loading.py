@@ -63,9 +63,8 @@ def test_a_missing_store_is_an_error_and_is_not_created(tmp_path: Path):
 
 
 def test_a_missing_or_empty_experiment_and_an_unknown_case_are_errors(store: str):
-    with pytest.raises(
-        AnalysisError, match=r"experiment must exist .* got 'other'; experiments there: \['Default', 'overfit'\]"
-    ):
+    missing = r"experiment \(--experiment\) must exist .* got 'other'; experiments there: \['Default', 'overfit'\]"
+    with pytest.raises(AnalysisError, match=missing):
         load_mlflow(store, "other")
     from mlflow.tracking import MlflowClient
 

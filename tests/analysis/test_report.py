@@ -101,7 +101,7 @@ def test_rank_json_and_report_command(store: str, tmp_path: Path, capsys):
     ("argv", "message"),
     [
         (["rank", "nope"], "overfit: error: case must be one of the swept ['tiny_collapse'], got 'nope'\n"),
-        (["rank", "--experiment", "x"], "overfit: error: experiment must exist in"),
+        (["rank", "--experiment", "x"], "overfit: error: experiment (--experiment) must exist in"),
         (
             ["rank", "--optuna-storage", "missing.log"],
             "overfit: error: --optuna-storage must be an existing Optuna journal, got 'missing.log'",
