@@ -5,7 +5,8 @@ Two views of "which change fixes it", both read from the trial frame:
 * :func:`single_changes`: the ablation's evidence. Every trial that changed exactly one factor from the
   baseline, grouped by (factor, value): fix rate across seeds and error ratio against the baseline's seeds.
 * :func:`minimal_fixes`: the smallest sets of changes among fixed trials (ablation and search alike). A fixed
-  trial's set is minimal when no other fixed trial changed a strict subset of its factors.
+  trial's set is minimal when no other fixed trial changed a strict subset of its factors; each distinct set of
+  values of those factors is its own fix (``activation=elu`` and ``activation=tanh`` are two).
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ class MinimalFix:
     """A smallest set of changes from the baseline that fixed the failure.
 
     Attributes:
-        changes: factor -> value of the best (lowest final error) fixed trial with this set of factors.
-        trials: how many fixed trials changed exactly this set of factors.
+        changes: factor -> value, the changes from the baseline.
+        trials: how many fixed trials made exactly these changes (values compared as :func:`show` writes them).
         error: the best of those trials' final relative error.
         label: that trial's label ("activation=elu", "search #4", ...).
     """
@@ -122,9 +123,13 @@ def minimal_fixes(
     minimal = [s for s in groups if not any(other < s for other in groups)]
     fixes = []
     for factor_set in minimal:
-        record, changed = min(groups[factor_set], key=lambda rc: _error(rc[0]))
-        ordered = {f: changed[f] for f in factors if f in changed}
-        fixes.append(MinimalFix(ordered, len(groups[factor_set]), _error(record), str(record["label"])))
+        by_values: dict[tuple[str, ...], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        for record, changed in groups[factor_set]:
+            by_values.setdefault(tuple(show(changed[f]) for f in sorted(factor_set)), []).append((record, changed))
+        for same in by_values.values():
+            record, changed = min(same, key=lambda rc: _error(rc[0]))
+            ordered = {f: changed[f] for f in factors if f in changed}
+            fixes.append(MinimalFix(ordered, len(same), _error(record), str(record["label"])))
     return sorted(fixes, key=lambda fix: (len(fix.changes), -fix.trials, fix.error))
 
 

@@ -33,13 +33,21 @@ def test_minimal_fixes_drop_supersets_and_task_factors():
     rows = [r for r in ablation_of_a_dying_relu(seeds=2) if not (r["label"] == "lr=0.01" and r["seed"] == 0)] + [
         trial("search #0", 0, 0.01, part="search", activation="elu", lr=0.02),  # superset of {activation}
         trial("search #1", 0, 0.02, part="search", hidden_size=64, lr=0.02),  # a new pair
-        trial("fix: pair", 0, 0.03, hidden_size=32, lr=0.03),  # the same pair of factors, worse
+        trial("fix: pair", 0, 0.03, hidden_size=32, lr=0.03),  # the same pair of factors, other values, worse
+        trial("search #2", 0, 0.04, part="search", hidden_size=64, lr=0.02),  # the same pair, the same values
+        trial("activation=gelu", 0, 0.05, activation="gelu"),  # the same factor alone, another value
     ]
     fixes = minimal_fixes(frame(rows), BASELINE, FACTORS, exclude=("batch_size",))
-    # lr=0.01 fixes no seed here (seed 1 of the hand-made ablation), so the pair with lr is minimal.
-    assert [str(f) for f in fixes] == ["activation=elu", "lr=0.02 + hidden_size=64"]
-    assert fixes[0].trials == 2
-    assert fixes[1].trials == 2 and fixes[1].label == "search #1"
+    # lr=0.01 fixes no seed here (seed 1 of the hand-made ablation), so the pairs with lr are minimal. Each set of
+    # values is its own fix, with its own count: gelu is not counted as a trial of elu.
+    assert [str(f) for f in fixes] == [
+        "activation=elu",
+        "activation=gelu",
+        "lr=0.02 + hidden_size=64",
+        "lr=0.03 + hidden_size=32",
+    ]
+    assert [f.trials for f in fixes] == [2, 1, 2, 1]
+    assert fixes[2].label == "search #1" and fixes[2].error == 0.02  # the best of its two trials
 
 
 def test_show_writes_values_as_people_do():
