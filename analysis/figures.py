@@ -246,13 +246,17 @@ def _volume_figure(
     for row in range(count):
         target = shaped["target"][row][0]
         planes = _planes(target)
-        low, high = _finite_range(np.concatenate([shaped[r][row][0].ravel() for r in shaped if r != "output"]))
+        # The target's colours, widened to the output as a signal's axis is: a diverged output below zero must not
+        # look like an empty volume. An output past the scale is marked by the colour bar's arrows.
+        low, high = _row_limits([shaped[r][row][0] for r in shaped])
+        out_low, out_high = _finite_range(shaped["output"][row][0].ravel()) if "output" in shaped else (low, high)
+        extend = {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}
         for column, role in enumerate(shaped):
             axis = grid[row, column]
             volume = shaped[role][row][0]
             gap = np.full((volume.shape[1], 1), np.nan)  # a blank column between slices
             strip = np.concatenate([part for z in planes for part in (volume[z], gap)][:-1], axis=1)
-            image = axis.imshow(strip, cmap="magma", vmin=low, vmax=high or 1.0, interpolation="nearest")
+            image = axis.imshow(strip, cmap="magma", vmin=low, vmax=high, interpolation="nearest")
             axis.set_xticks([])
             axis.set_yticks([])
             if row == 0:
@@ -261,7 +265,8 @@ def _volume_figure(
                 axis.set_xlabel("x, in slices z = " + ", ".join(str(z) for z in planes))
             if column == 0:
                 axis.set_ylabel(f"sample {row}\ny")
-        figure.colorbar(image, ax=list(grid[row]), shrink=0.8, label="value")
+        clipped = extend[(out_low < low, out_high > high)]
+        figure.colorbar(image, ax=list(grid[row]), shrink=0.8, label="value", extend=clipped)
     figure.suptitle(_wrap(title))
     return figure
 

@@ -79,6 +79,22 @@ def test_a_volume_is_slices_as_images():
     assert "slices z =" in panels[0].get_xlabel() and panels[0].get_ylabel() == "sample 0\ny"
 
 
+def test_a_volume_output_below_the_targets_range_gets_colours_of_its_own():
+    grid = np.linspace(-1, 1, 16)
+    z, y, x = np.meshgrid(grid, grid, grid, indexing="ij")
+    target = np.clip(1 - (z**2 + y**2 + x**2) / 0.3, 0, None)[None, None]
+    diverged = target - 0.4  # empty voxels pushed below zero: drawn at the target's black, it would look empty
+    figure = reconstruction_figure({"target": target, "output": diverged}, title="volume")
+    low, high = [a for a in figure.axes if a.get_images()][1].get_images()[0].get_clim()
+    assert low <= -0.4 and high >= 1.0
+    far = reconstruction_figure({"target": target, "output": target - 100.0}, title="volume")  # ran far away
+    output_panel = [a for a in far.axes if a.get_images()][1]
+    assert output_panel.get_images()[0].get_clim()[0] > -1  # the target stays readable ...
+    colour_bar = next(a for a in far.axes if not a.get_images() and a.get_ylabel() == "value")
+    # matplotlib keeps the Colorbar on its axes, with no public getter.
+    assert colour_bar._colorbar.extend == "min"  # ... and the bar's arrow says the output is cut off
+
+
 def test_an_autoencoders_input_is_not_drawn_again_beside_its_target():
     data = np.random.default_rng(0).normal(size=(2, 64))
     figure = reconstruction_figure({"input": data, "target": data.copy(), "output": 0 * data}, title="ae")
