@@ -221,6 +221,8 @@ def _explain(
             parts.append(f"{change} alone fixes it in {seeds}; {errors}")
         elif best["error"] < 0.9 * baseline_error:  # a tenth at least: less is seed noise
             parts.append(f"{change} alone lowers the {errors} but fixes it in 0/{int(best['seeds'])} seeds")
+        elif best["error"] > baseline_error:
+            parts.append(f"no single change of {factor} helped (each made it worse; the least: {change}, {errors})")
         else:
             parts.append(f"no single change of {factor} helped (lowest error: {change}, {errors})")
     elif task:
@@ -229,7 +231,9 @@ def _explain(
         parts.append(f"{factor} was not tried alone")
     if together and not (best is not None and best["fixed"]):
         fix = together[0]
-        parts.append(f"with {_others(fix, factor)} it fixes it (relative error {show_error(fix.error)}, {fix.label})")
+        # The value that fixed it together, which need not be the one that did best alone.
+        pair = f"{factor}={show(fix.changes[factor])} with {_others(fix, factor)}"
+        parts.append(f"{pair} fixes it (relative error {show_error(fix.error)}, {fix.label})")
     if factor in shares:
         order = sorted(shares, key=lambda f: -shares[f])
         parts.append(f"search importance {shares[factor]:.2f} ({_ordinal(order.index(factor) + 1)} of {len(order)})")

@@ -137,6 +137,7 @@ class CaseRun:
             "outcomes": dict(outcomes),
             "trials": len(self.done),
             "ablation": singles,
+            "task_factors": list(self.case.task_factors),
             "ranking": self.ranking,
         }
 

@@ -41,8 +41,11 @@ def test_both_factors_of_a_fix_that_needs_two_changes_outrank_a_factor_that_only
     ranking = ranked(rows)
     assert set(ranking.top(2)) == {"lr", "hidden_size"}
     row = ranking.table.set_index("factor").loc["lr"]
-    assert "with hidden_size=64 it fixes it" in row["explanation"]
+    assert "lr=0.01 with hidden_size=64 fixes it" in row["explanation"]
     assert row["change"] == "0.001→0.01 (with others)"
+    hidden = ranking.table.set_index("factor").loc["hidden_size", "explanation"]
+    assert "no single change of hidden_size helped (each made it worse" in hidden  # 21 against the baseline's 20
+    assert "hidden_size=64 with lr=0.01 fixes it" in hidden
     assert "lowers the relative error 20 → 2" in ranking.table.set_index("factor").loc["activation", "explanation"]
 
 

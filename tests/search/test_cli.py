@@ -69,6 +69,22 @@ def test_a_documented_fix_of_several_changes_is_not_listed_as_one_change(capsys)
     assert "  the documented fix, whole (lr=0.002 loss_terms=mse): fixed it (1/1 seeds)\n" in out
 
 
+def test_a_task_factor_that_fits_is_a_diagnostic_not_a_change_that_fixed_it(capsys):
+    from search.cli import _print_summaries
+
+    tallies = {
+        "baseline": {"fixed": 0, "seeds": 1},
+        "activation=elu": {"fixed": 1, "seeds": 1},
+        "batch_size=1": {"fixed": 1, "seeds": 1},
+        "batch_size=4": {"fixed": 1, "seeds": 1},
+    }
+    summary = {"case": "conv1d", "trials": 4, "outcomes": {"fixed": 3}, "parent_run_id": "0" * 32}
+    _print_summaries([{**summary, "ablation": tallies, "task_factors": ["batch_size"]}])
+    out = capsys.readouterr().out
+    assert "  one change that fixed it: activation=elu (1/1 seeds)\n" in out
+    assert "  fits another task (a diagnostic, not a fix): batch_size=1 (1/1 seeds), batch_size=4 (1/1 seeds)\n" in out
+
+
 def test_trial_json_of_a_user_case(example_case_ref):
     done = overfit("trial", example_case_ref, "--set", "hidden_size=16", "--seed", "1", "--json")
     assert done.returncode == 0, done.stderr
