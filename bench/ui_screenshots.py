@@ -62,13 +62,17 @@ SETTLE_MS = 5000  # the UIs render after their API calls return; long enough for
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", default="identity_tiny_variance", help="the case to sweep (default: a cheap one)")
+    parser.add_argument(
+        "--case",
+        help="the case to sweep and show (default: identity_tiny_variance, a cheap one; with --from, the case with the"
+        " most fixed trials)",
+    )
     parser.add_argument("--from", dest="source", type=Path, help="a folder holding mlflow.db and optuna.log to reuse")
     parser.add_argument("--out", type=Path, default=Path("ui-screenshots"), help="folder for the screenshots")
     args = parser.parse_args(argv)
     _ensure_browser()
     args.out.mkdir(parents=True, exist_ok=True)
-    with _sweep_folder(args.source, args.case) as folder:
+    with _sweep_folder(args.source, args.case or "identity_tiny_variance") as folder:
         store = f"sqlite:///{folder / 'mlflow.db'}"
         mlflow_port, dashboard_port = _free_port(), _free_port()
         ui = f"http://127.0.0.1:{mlflow_port}"
@@ -83,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(report, ignore_errors=True)
             _run([BIN / "overfit", "report", "--tracking-uri", ui, "--optuna-storage", folder / "optuna.log",
                   "--out", report], cwd=folder)  # fmt: skip
-            _screenshots(store, ui, dashboard, folder / "optuna.log", report / "report.html", args.out)
+            _screenshots(store, ui, dashboard, folder / "optuna.log", report / "report.html", args.out, args.case)
     print(f"screenshots in {args.out.resolve()}")
     return 0
 
@@ -144,7 +148,9 @@ def _service(command: list, ready_url: str, log: Path) -> Iterator[None]:
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def _screenshots(store: str, ui: str, dashboard: str, journal: Path, report: Path, out: Path) -> None:
+def _screenshots(
+    store: str, ui: str, dashboard: str, journal: Path, report: Path, out: Path, case: str | None = None
+) -> None:
     from mlflow.tracking import MlflowClient
     from playwright.sync_api import sync_playwright
 
@@ -154,9 +160,14 @@ def _screenshots(store: str, ui: str, dashboard: str, journal: Path, report: Pat
     experiment = client.get_experiment_by_name("overfit").experiment_id
     runs = client.search_runs([experiment], max_results=5000)
     parents = [r for r in runs if r.data.tags.get(Tag.ROLE) == "sweep"]
-    parents.sort(key=lambda r: -r.data.metrics.get("fixed", 0))  # the case with the most to show first
-    pruned = next((r for r in runs if r.data.tags.get(Tag.PRUNED) == "true"), None)
+    # The case asked for, or the one with the most to show.
+    parents.sort(key=lambda r: (r.data.tags.get(Tag.CASE) != case, -r.data.metrics.get("fixed", 0)))
     case = parents[0].data.tags.get(Tag.CASE) if parents else None
+    pruned = min(
+        (r for r in runs if r.data.tags.get(Tag.PRUNED) == "true"),
+        key=lambda r: r.data.tags.get(Tag.CASE) != case,
+        default=None,
+    )
     fixed = sorted(
         (r for r in runs if r.data.tags.get(Tag.FIXED) == "true"), key=lambda r: r.data.tags.get(Tag.CASE) != case
     )
