@@ -33,6 +33,9 @@ def get_case(ref: str) -> Case:
     if ref in CASES:
         return CASES[ref]
     if ":" not in ref:
+        if ref.endswith(".py") and Path(ref).expanduser().is_file():  # a case file, but which of its cases?
+            found = _cases_in(_load_module(ref, ref))
+            raise CaseError(f"a case in a file is named {ref}:NAME; cases found there: {found}")
         raise CaseError(
             f"unknown case {ref!r}; choose from {sorted(CASES)} or name your own as file.py:NAME or module:NAME"
         )
@@ -43,26 +46,34 @@ def _load_user_case(ref: str) -> Case:
     where, _, attr = ref.rpartition(":")
     if not where or not attr:
         raise CaseError(f"a case of your own is named file.py:NAME or module:NAME, got {ref!r}")
-    try:
-        module = _import_file(where) if where.endswith(".py") else importlib.import_module(where)
-    except CaseError:
-        raise
-    except Exception as exc:  # the user's module failed while importing: say which and why, in one line
-        raise CaseError(f"cannot import {where!r} for case {ref!r}: {type(exc).__name__}: {exc}") from exc
+    module = _load_module(where, ref)
     try:
         obj = getattr(module, attr)
     except AttributeError:
-        found = sorted(n for n, v in vars(module).items() if _is_case(v) and not n.startswith("_"))
-        raise CaseError(f"{where!r} defines no {attr!r}; cases found there: {found}") from None
+        raise CaseError(f"{where!r} defines no {attr!r}; cases found there: {_cases_in(module)}") from None
     if isinstance(obj, type) and issubclass(obj, Case):
         obj = obj()
     if not isinstance(obj, Case):
-        raise CaseError(f"{ref!r} must be a spaces.Case subclass or instance, got {type(obj).__name__}")
+        got = f"class {obj.__name__}" if isinstance(obj, type) else type(obj).__name__
+        raise CaseError(f"{ref!r} must be a spaces.Case subclass or instance, got {got}")
     try:
         obj.check()
     except Exception as exc:
         raise CaseError(f"case {ref!r} is not valid: {exc}") from exc
     return obj
+
+
+def _load_module(where: str, ref: str):
+    try:
+        return _import_file(where) if where.endswith(".py") else importlib.import_module(where)
+    except CaseError:
+        raise
+    except Exception as exc:  # the user's module failed while importing: say which and why, in one line
+        raise CaseError(f"cannot import {where!r} for case {ref!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _cases_in(module) -> list[str]:
+    return sorted(n for n, v in vars(module).items() if _is_case(v) and not n.startswith("_"))
 
 
 def _is_case(value: object) -> bool:

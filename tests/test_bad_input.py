@@ -151,6 +151,7 @@ BAD: dict[str, Bad] = {
     "trial unknown case": Bad(["trial", "nope"], "unknown case 'nope'; choose from"),
     "trial missing file": Bad(["trial", "missing.py:Case"], "case file 'missing.py' does not exist"),
     "trial missing class": Bad(["trial", f"{EXAMPLE}:Nope"], "defines no 'Nope'"),
+    "trial file, no class": Bad(["trial", str(EXAMPLE)], "cases found there: ['NarrowCode']"),
     # ---- diagnose ----
     "diagnose nothing": Bad(["diagnose"], "name the cases to diagnose or pass --all"),
     "diagnose both": Bad(["diagnose", "--all", "conv1d_dying_relu"], "pass --all, not both"),

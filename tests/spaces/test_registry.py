@@ -54,6 +54,8 @@ def test_user_case_from_a_module(monkeypatch, tmp_path):
         (None, "{dir}/missing.py:X", "does not exist"),
         ("x = 1\n", "{file}:Nope", "defines no 'Nope'"),
         ("x = 1\n", "{file}:x", "must be a spaces.Case subclass or instance, got int"),
+        ("class Foo:\n    pass\n", "{file}:Foo", "must be a spaces.Case subclass or instance, got class Foo"),
+        (TINY_CASE, "{file}", "a case in a file is named {file}:NAME; cases found there: ['INSTANCE', 'Tiny']"),
         ("import not_a_module_anywhere\n", "{file}:X", "cannot import"),
         ("from spaces import Case\nclass Half(Case):\n    name = 'half'\n", "{file}:Half", "is not valid"),
         (
@@ -75,5 +77,5 @@ def test_loading_errors_are_one_clear_line(tmp_path, source, ref, message):
         path.write_text(source)
     with pytest.raises(CaseError) as info:
         get_case(ref.format(dir=tmp_path, file=path))
-    assert message in str(info.value)
+    assert message.format(file=path) in str(info.value)
     assert "\n" not in str(info.value)
