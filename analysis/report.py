@@ -287,13 +287,19 @@ def _markdown_run(run: Mapping[str, str | None]) -> str:
 def _breakable(value: Any) -> Markup:
     """A value (a path, a list, a snake_case name, a sum of loss terms) that may wrap after its slashes, commas,
     underscores and plus signs, and nowhere else: a narrow column breaks ``denoise_constant_output`` into its
-    words, not mid-word.
+    words, not mid-word. A value of several space-separated items (a config) keeps each item whole where it fits
+    on a line (``batch_size=16``, not ``batch_`` and ``size=16``): the items are inline blocks.
 
     Example:
         >>> str(_breakable("/tmp/my_results,<b>"))
         '/<wbr>tmp/<wbr>my_<wbr>results,<wbr>&lt;b&gt;'
+        >>> str(_breakable("lr=0.01 batch_size=8"))
+        '<span class="item">lr=0.01</span> <span class="item">batch_<wbr>size=8</span>'
     """
-    return Markup(re.sub(r"([/,_+])", r"\1<wbr>", str(escape(value))))
+    items = [re.sub(r"([/,_+])", r"\1<wbr>", item) for item in str(escape(value)).split(" ")]
+    if len(items) == 1:
+        return Markup(items[0])
+    return Markup(" ".join(f'<span class="item">{item}</span>' for item in items))
 
 
 def _markdown_text(value: Any) -> str:

@@ -112,3 +112,13 @@ def test_bad_input_is_one_line_and_exit_2(store: str, argv, message, capsys):
     assert main([*argv, "--tracking-uri", store]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
+
+
+def test_a_configs_items_wrap_between_them_each_whole_where_it_fits():
+    from analysis.report import _breakable
+
+    assert str(_breakable("denoise_constant_output")) == "denoise_<wbr>constant_<wbr>output"  # one name: no span
+    config = str(_breakable("batch_size=16 loss_terms=mse+frobenius"))
+    assert config == (
+        '<span class="item">batch_<wbr>size=16</span> <span class="item">loss_<wbr>terms=mse+<wbr>frobenius</span>'
+    )
