@@ -73,7 +73,9 @@ class LSTMEncoderDecoder(nn.Module):
             "weight_ih_l0": x.new_zeros(cell.weight_ih.shape[0], 1),
             "weight_hh_l0": torch.addmm(cell.weight_hh, cell.weight_ih, self.dense.weight),
             "bias_ih_l0": torch.addmv(cell.bias_ih, cell.weight_ih, self.dense.bias),
-            "bias_hh_l0": cell.bias_hh,
+            # A copy: on CUDA the layer moves its weights into one cuDNN buffer at every call (`set_`), which must
+            # not re-bind the cell's own parameter.
+            "bias_hh_l0": cell.bias_hh.clone(),
         }
         no_input = x.new_zeros(x.shape[0], x.shape[1] - 1, 1)
         states, _ = functional_call(self._fed_back, weights, (no_input, (h, c)))

@@ -115,15 +115,19 @@ def test_lstm_decoder_as_one_layer_computes_the_threads_loop():
 
     torch.manual_seed(0)
     model = LSTMEncoderDecoder(5, 20)
-    # The thread's parameters, initialised from the same random numbers as the three layers built alone.
+    next_draw = torch.rand(1)
+    # The thread's parameters, initialised from the same random numbers as the three layers built alone, and no
+    # more drawn: what comes after the model (data, dropout) draws the same numbers as before.
     torch.manual_seed(0)
     layers = nn.ModuleDict({"encoder": nn.LSTM(5, 20, batch_first=True), "cell": nn.LSTMCell(5, 20)})
     layers["dense"] = nn.Linear(20, 5)
+    assert torch.equal(torch.rand(1), next_draw)
     for ours, theirs in zip(model.state_dict().values(), layers.state_dict().values(), strict=True):
         assert torch.equal(ours, theirs)
 
     x = torch.cat([SEQUENCE, torch.randn(3, 14, 5)])  # the thread's sequence and a batch beside it
     upstream = torch.randn(4, 14, 5)
+    model(x)  # a forward pass whose graph is dropped: the next one's backward must not depend on it
     fused, loop = model(x), model.step_by_step(x)
     torch.testing.assert_close(fused, loop, rtol=1e-5, atol=1e-6)
     params = list(model.parameters())
