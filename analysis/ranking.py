@@ -221,7 +221,7 @@ def _explain(
             parts.append(f"{change} alone fixes it in {seeds}; {errors}")
         elif best["error"] < 0.9 * baseline_error:  # a tenth at least: less is seed noise
             parts.append(f"{change} alone lowers the {errors} but fixes it in 0/{int(best['seeds'])} seeds")
-        elif best["error"] > baseline_error:
+        elif best["error"] > 1.1 * baseline_error:  # a tenth at least, as for "lowers" above
             parts.append(f"no single change of {factor} helped (each made it worse; the least: {change}, {errors})")
         else:
             parts.append(f"no single change of {factor} helped (lowest error: {change}, {errors})")
