@@ -224,9 +224,10 @@ def _row_limits(arrays: Sequence[np.ndarray]) -> tuple[float, float]:
     output = arrays[-1].ravel()
     low, high = _finite_range(reference)
     span = high - low or abs(high) or 1.0
-    out_low, out_high = _finite_range(output)
-    if out_low >= low - 10 * span and out_high <= high + 10 * span:  # near enough to show whole
-        low, high = min(low, out_low), max(high, out_high)
+    if np.isfinite(output).any():  # an output of NaN alone has no range to show
+        out_low, out_high = _finite_range(output)
+        if out_low >= low - 10 * span and out_high <= high + 10 * span:  # near enough to show whole
+            low, high = min(low, out_low), max(high, out_high)
     pad = 0.05 * ((high - low) or span)
     return low - pad, high + pad
 
@@ -246,11 +247,10 @@ def _volume_figure(
     for row in range(count):
         target = shaped["target"][row][0]
         planes = _planes(target)
-        # The target's colours, widened to the output as a signal's axis is: a diverged output below zero must not
-        # look like an empty volume. An output past the scale is marked by the colour bar's arrows.
-        low, high = _row_limits([shaped[r][row][0] for r in shaped])
-        out_low, out_high = _finite_range(shaped["output"][row][0].ravel()) if "output" in shaped else (low, high)
-        extend = {(False, False): "neither", (True, False): "min", (False, True): "max", (True, True): "both"}
+        low, high, clipped = _colour_limits(
+            np.concatenate([shaped[r][row][0].ravel() for r in shaped if r != "output"]),
+            shaped["output"][row][0].ravel() if "output" in shaped else np.array([]),
+        )
         for column, role in enumerate(shaped):
             axis = grid[row, column]
             volume = shaped[role][row][0]
@@ -265,10 +265,34 @@ def _volume_figure(
                 axis.set_xlabel("x, in slices z = " + ", ".join(str(z) for z in planes))
             if column == 0:
                 axis.set_ylabel(f"sample {row}\ny")
-        clipped = extend[(out_low < low, out_high > high)]
         figure.colorbar(image, ax=list(grid[row]), shrink=0.8, label="value", extend=clipped)
     figure.suptitle(_wrap(title))
     return figure
+
+
+def _colour_limits(reference: np.ndarray, output: np.ndarray) -> tuple[float, float, str]:
+    """A volume row's colour range and the colour bar's ``extend``: the target's range, widened toward the output
+    by at most one span of the target's (so a diverged output below zero does not look like an empty volume, and
+    the target keeps most of the colours); an output past that, infinite ones included, gets an arrow.
+
+    Example:
+        >>> _colour_limits(np.array([0.0, 1.0]), np.array([-0.4, 0.5]))
+        (-0.4, 1.0, 'neither')
+        >>> _colour_limits(np.array([0.0, 1.0]), np.array([-100.0, np.inf, np.nan]))
+        (-1.0, 1.0, 'both')
+    """
+    low, high = _finite_range(reference)
+    span = high - low or abs(high) or 1.0
+    shown = output[~np.isnan(output)]
+    finite = shown[np.isfinite(shown)]
+    if finite.size:
+        low, high = max(min(low, float(finite.min())), low - span), min(max(high, float(finite.max())), high + span)
+    below, above = bool(shown.size and shown.min() < low), bool(shown.size and shown.max() > high)
+    return (
+        low,
+        high,
+        {(False, False): "neither", (True, False): "min", (False, True): "max"}.get((below, above), "both"),
+    )
 
 
 def _planes(volume: np.ndarray, count: int = 3) -> list[int]:

@@ -54,6 +54,13 @@ def test_one_dimensional_samples_are_one_line_each(shape):
     assert axes[-1].get_xlabel() == "position" and axes[0].get_ylabel() == "sample 0\nvalue"
 
 
+def test_an_output_of_nan_alone_leaves_the_axis_to_the_target():
+    target = np.linspace(10.0, 11.0, 64)[None]
+    figure = reconstruction_figure({"target": target, "output": np.full_like(target, np.nan)}, title="signal")
+    low, high = figure.axes[1].get_ylim()
+    assert 9.9 < low < 10.0 and 11.0 < high < 11.1  # not widened to a made-up (0, 1)
+
+
 def test_a_sequence_is_one_line_per_feature_over_time_and_a_mean_output_looks_flat():
     steps = np.arange(14)[:, None]
     sequence = np.sin(steps / 3 + np.arange(5)) * np.arange(1, 6)  # (14, 5): time x features
@@ -83,16 +90,21 @@ def test_a_volume_output_below_the_targets_range_gets_colours_of_its_own():
     grid = np.linspace(-1, 1, 16)
     z, y, x = np.meshgrid(grid, grid, grid, indexing="ij")
     target = np.clip(1 - (z**2 + y**2 + x**2) / 0.3, 0, None)[None, None]
-    diverged = target - 0.4  # empty voxels pushed below zero: drawn at the target's black, it would look empty
-    figure = reconstruction_figure({"target": target, "output": diverged}, title="volume")
-    low, high = [a for a in figure.axes if a.get_images()][1].get_images()[0].get_clim()
-    assert low <= -0.4 and high >= 1.0
-    far = reconstruction_figure({"target": target, "output": target - 100.0}, title="volume")  # ran far away
-    output_panel = [a for a in far.axes if a.get_images()][1]
-    assert output_panel.get_images()[0].get_clim()[0] > -1  # the target stays readable ...
-    colour_bar = next(a for a in far.axes if not a.get_images() and a.get_ylabel() == "value")
-    # matplotlib keeps the Colorbar on its axes, with no public getter.
-    assert colour_bar._colorbar.extend == "min"  # ... and the bar's arrow says the output is cut off
+
+    def limits_and_arrows(output: np.ndarray) -> tuple[tuple[float, float], str]:
+        figure = reconstruction_figure({"target": target, "output": output}, title="volume")
+        image = [a for a in figure.axes if a.get_images()][1].get_images()[0]
+        colour_bar = next(a for a in figure.axes if not a.get_images() and a.get_ylabel() == "value")
+        return image.get_clim(), colour_bar._colorbar.extend  # matplotlib keeps the Colorbar on its axes
+
+    # Empty voxels pushed below zero: drawn at the target's black, they would look like an empty, nearly right volume.
+    assert limits_and_arrows(target - 0.4) == ((-0.4, target.max()), "neither")
+    # Far away: the target keeps most of the colours (one span of its own below it), the arrow says what is cut off.
+    (low, high), arrows = limits_and_arrows(target - 100.0)
+    assert low == -target.max() and high == target.max() and arrows == "min"
+    # Diverged to NaN and infinity: the target's own range, and an arrow for the infinite voxels.
+    assert limits_and_arrows(np.full_like(target, np.nan)) == ((0.0, target.max()), "neither")
+    assert limits_and_arrows(np.where(target > 0, np.inf, np.nan)) == ((0.0, target.max()), "max")
 
 
 def test_an_autoencoders_input_is_not_drawn_again_beside_its_target():
