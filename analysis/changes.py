@@ -5,8 +5,10 @@ Two views of "which change fixes it", both read from the trial frame:
 * :func:`single_changes`: the ablation's evidence. Every trial that changed exactly one factor from the
   baseline, grouped by (factor, value): fix rate across seeds and error ratio against the baseline's seeds.
 * :func:`minimal_fixes`: the smallest sets of changes among fixed trials (ablation and search alike). A fixed
-  trial's set is minimal when no other fixed trial changed a strict subset of its factors; each distinct set of
-  values of those factors is its own fix (``activation=elu`` and ``activation=tanh`` are two).
+  trial's set is minimal when no other fixed trial changed a strict subset of its factors. Each set of values the
+  ablation tried is its own fix (``activation=elu`` and ``activation=tanh`` are two); the search's trials, whose
+  values are drawn from ranges, make one fix per set of factors (the best of them), unless they hit an ablation's
+  values.
 """
 
 from __future__ import annotations
@@ -92,16 +94,25 @@ class MinimalFix:
     """A smallest set of changes from the baseline that fixed the failure.
 
     Attributes:
-        changes: factor -> value, the changes from the baseline.
-        trials: how many fixed trials made exactly these changes (values compared as :func:`show` writes them).
+        changes: factor -> value, the changes from the baseline (the best trial's, where the values varied).
+        trials: how many fixed trials made these changes (values compared as :func:`show` writes them), or, where
+            ``exact`` is False, changed these factors to values of the search's choosing.
         error: the best of those trials' final relative error.
         label: that trial's label ("activation=elu", "search #4", ...).
+        exact: whether every one of the trials made exactly ``changes``.
     """
 
     changes: dict[str, Any]
     trials: int
     error: float
     label: str
+    exact: bool = True
+
+    def count(self) -> str:
+        """Its trials, for people: "2 trials", or "the best of 5 search trials changing lr and hidden_size"."""
+        if self.exact:
+            return f"{self.trials} trial{'s' * (self.trials != 1)}"
+        return f"the best of {self.trials} search trials changing {' and '.join(self.changes)}"
 
     def __str__(self) -> str:
         return " + ".join(f"{k}={show(v)}" for k, v in self.changes.items())
@@ -123,13 +134,16 @@ def minimal_fixes(
     minimal = [s for s in groups if not any(other < s for other in groups)]
     fixes = []
     for factor_set in minimal:
-        by_values: dict[tuple[str, ...], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        tried = {_shown(c) for r, c in groups[factor_set] if r.get("part") != "search"}
+        by_values: dict[tuple[str, ...] | None, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
         for record, changed in groups[factor_set]:
-            by_values.setdefault(tuple(show(changed[f]) for f in sorted(factor_set)), []).append((record, changed))
-        for same in by_values.values():
+            key = _shown(changed) if record.get("part") != "search" or _shown(changed) in tried else None
+            by_values.setdefault(key, []).append((record, changed))
+        for key, same in by_values.items():
             record, changed = min(same, key=lambda rc: _error(rc[0]))
             ordered = {f: changed[f] for f in factors if f in changed}
-            fixes.append(MinimalFix(ordered, len(same), _error(record), str(record["label"])))
+            exact = key is not None or len({_shown(c) for _, c in same}) == 1
+            fixes.append(MinimalFix(ordered, len(same), _error(record), str(record["label"]), exact))
     return sorted(fixes, key=lambda fix: (len(fix.changes), -fix.trials, fix.error))
 
 
@@ -150,6 +164,10 @@ def show_error(value: float | None) -> str:
     if not math.isfinite(value):
         return "non-finite"
     return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"
+
+
+def _shown(changes: Mapping[str, Any]) -> tuple[str, ...]:
+    return tuple(f"{factor}={show(changes[factor])}" for factor in sorted(changes))
 
 
 def _error(record: Mapping[str, Any]) -> float:

@@ -97,7 +97,13 @@ class CaseRanking:
             "documented_fix": self.documented_fix,
             "ranking": table.to_dict("records"),
             "minimal_fixes": [
-                {"changes": f.changes, "trials": f.trials, "error": _finite_or_none(f.error), "label": f.label}
+                {
+                    "changes": f.changes,
+                    "trials": f.trials,
+                    "exact": f.exact,
+                    "error": _finite_or_none(f.error),
+                    "label": f.label,
+                }
                 for f in self.minimal_fixes
             ],
             "importance": self.importance,

@@ -149,7 +149,7 @@ def _case(sweep: Sweep, ranking: CaseRanking, files: _Files) -> dict[str, Any]:
         "fixes": [
             {
                 "changes": str(fix),
-                "trials": fix.trials,
+                "count": fix.count(),
                 "error": show_error(fix.error),
                 "trial": _best_trial(fix.label, str(fix)),
             }

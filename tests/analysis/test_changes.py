@@ -34,20 +34,35 @@ def test_minimal_fixes_drop_supersets_and_task_factors():
         trial("search #0", 0, 0.01, part="search", activation="elu", lr=0.02),  # superset of {activation}
         trial("search #1", 0, 0.02, part="search", hidden_size=64, lr=0.02),  # a new pair
         trial("fix: pair", 0, 0.03, hidden_size=32, lr=0.03),  # the same pair of factors, other values, worse
-        trial("search #2", 0, 0.04, part="search", hidden_size=64, lr=0.02),  # the same pair, the same values
+        trial("search #2", 0, 0.04, part="search", hidden_size=64, lr=0.02),  # the search's pair again
         trial("activation=gelu", 0, 0.05, activation="gelu"),  # the same factor alone, another value
     ]
     fixes = minimal_fixes(frame(rows), BASELINE, FACTORS, exclude=("batch_size",))
     # lr=0.01 fixes no seed here (seed 1 of the hand-made ablation), so the pairs with lr are minimal. Each set of
-    # values is its own fix, with its own count: gelu is not counted as a trial of elu.
+    # values the ablation tried is its own fix, with its own count: gelu is not counted as a trial of elu.
     assert [str(f) for f in fixes] == [
         "activation=elu",
         "activation=gelu",
         "lr=0.02 + hidden_size=64",
         "lr=0.03 + hidden_size=32",
     ]
-    assert [f.trials for f in fixes] == [2, 1, 2, 1]
+    assert [f.count() for f in fixes] == ["2 trials", "1 trial", "2 trials", "1 trial"]
     assert fixes[2].label == "search #1" and fixes[2].error == 0.02  # the best of its two trials
+
+
+def test_the_searchs_fixes_of_one_set_of_factors_are_one_fix_whatever_their_values():
+    search = [
+        trial(f"search #{i}", 0, 0.001 * (i + 1), part="search", hidden_size=16 + i, lr=0.01 + 0.001 * i)
+        for i in range(30)
+    ]
+    rows = [trial("baseline", 0, 20.0), trial("fix: pair", 0, 0.05, hidden_size=64, lr=0.02), *search]
+    rows.append(trial("search #30", 0, 0.06, part="search", hidden_size=64, lr=0.02))  # the ablation's own values
+    fixes = minimal_fixes(frame(rows), BASELINE, FACTORS)
+    assert [(str(f), f.trials, f.exact) for f in fixes] == [
+        ("lr=0.01 + hidden_size=16", 30, False),  # drawn from ranges: not thirty fixes of one trial each
+        ("lr=0.02 + hidden_size=64", 2, True),
+    ]
+    assert fixes[0].count() == "the best of 30 search trials changing lr and hidden_size"
 
 
 def test_show_writes_values_as_people_do():
