@@ -162,6 +162,8 @@ def _screenshots(
     parents = [r for r in runs if r.data.tags.get(Tag.ROLE) == "sweep"]
     # The case asked for, or the one with the most to show.
     parents.sort(key=lambda r: (r.data.tags.get(Tag.CASE) != case, -r.data.metrics.get("fixed", 0)))
+    if case is not None and not any(p.data.tags.get(Tag.CASE) == case for p in parents):
+        print(f"--case {case!r} has no sweep in {store}: showing the case with the most fixed trials", file=sys.stderr)
     case = parents[0].data.tags.get(Tag.CASE) if parents else None
     pruned = min(
         (r for r in runs if r.data.tags.get(Tag.PRUNED) == "true"),
