@@ -134,15 +134,16 @@ def minimal_fixes(
     minimal = [s for s in groups if not any(other < s for other in groups)]
     fixes = []
     for factor_set in minimal:
-        tried = {_shown(c) for r, c in groups[factor_set] if r.get("part") != "search"}
-        by_values: dict[tuple[str, ...] | None, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-        for record, changed in groups[factor_set]:
-            key = _shown(changed) if record.get("part") != "search" or _shown(changed) in tried else None
-            by_values.setdefault(key, []).append((record, changed))
-        for key, same in by_values.items():
-            record, changed = min(same, key=lambda rc: _error(rc[0]))
+        trials_shown = [(record, changed, _shown(changed)) for record, changed in groups[factor_set]]
+        tried = {shown for record, _, shown in trials_shown if record.get("part") != "search"}
+        by_values: dict[tuple[str, ...] | None, list[tuple[dict[str, Any], dict[str, Any], tuple[str, ...]]]] = {}
+        for record, changed, shown in trials_shown:
+            key = shown if record.get("part") != "search" or shown in tried else None
+            by_values.setdefault(key, []).append((record, changed, shown))
+        for same in by_values.values():
+            record, changed, _ = min(same, key=lambda trial: _error(trial[0]))
             ordered = {f: changed[f] for f in factors if f in changed}
-            exact = key is not None or len({_shown(c) for _, c in same}) == 1
+            exact = len({shown for _, _, shown in same}) == 1
             fixes.append(MinimalFix(ordered, len(same), _error(record), str(record["label"]), exact))
     return sorted(fixes, key=lambda fix: (len(fix.changes), -fix.trials, fix.error))
 

@@ -288,11 +288,7 @@ def _colour_limits(reference: np.ndarray, output: np.ndarray) -> tuple[float, fl
     if finite.size:
         low, high = max(min(low, float(finite.min())), low - span), min(max(high, float(finite.max())), high + span)
     below, above = bool(shown.size and shown.min() < low), bool(shown.size and shown.max() > high)
-    return (
-        low,
-        high,
-        {(False, False): "neither", (True, False): "min", (False, True): "max"}.get((below, above), "both"),
-    )
+    return low, high, ("neither", "min", "max", "both")[below + 2 * above]
 
 
 def _planes(volume: np.ndarray, count: int = 3) -> list[int]:

@@ -379,17 +379,18 @@ def _print_summaries(summaries: list[dict[str, Any]]) -> None:
     for summary in summaries:
         singles = {k: t for k, t in summary["ablation"].items() if not k.startswith(WHOLE_FIX_PREFIX)}
         wholes = {k.removeprefix(WHOLE_FIX_PREFIX): t for k, t in summary["ablation"].items() if k not in singles}
+        # A task factor changes what is memorised: one that fits fits another task, it does not fix this one.
+        task = set(summary.get("task_factors", ()))
         fitted = {label: f"{label} ({t['fixed']}/{t['seeds']} seeds)" for label, t in singles.items() if t["fixed"]}
-        task = {label for label in fitted if label.split("=", 1)[0] in summary.get("task_factors", ())}
-        fixes = [shown for label, shown in fitted.items() if label not in task]
+        fixes = [shown for label, shown in fitted.items() if label.split("=", 1)[0] not in task]
+        diagnostics = [shown for label, shown in fitted.items() if label.split("=", 1)[0] in task]
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(summary["outcomes"].items()))
         lines = [
             f"{summary['case']}: {summary['trials']} trials ({outcomes}); parent run {summary['parent_run_id'][:8]}",
             f"  one change that fixed it: {', '.join(fixes) if fixes else 'none'}",
         ]
-        if task:  # a task factor changes what is memorised: it fits another task, it does not fix this one
-            diagnostics = ", ".join(shown for label, shown in fitted.items() if label in task)
-            lines.append(f"  fits another task (a diagnostic, not a fix): {diagnostics}")
+        if diagnostics:
+            lines.append(f"  fits another task (a diagnostic, not a fix): {', '.join(diagnostics)}")
         for changes, t in wholes.items():  # a documented fix of several changes, also tried whole
             verdict = "fixed it" if t["fixed"] else "did not fix it"
             lines.append(f"  the documented fix, whole ({changes}): {verdict} ({t['fixed']}/{t['seeds']} seeds)")

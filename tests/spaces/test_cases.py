@@ -127,7 +127,7 @@ def test_lstm_decoder_as_one_layer_computes_the_threads_loop():
 
     x = torch.cat([SEQUENCE, torch.randn(3, 14, 5)])  # the thread's sequence and a batch beside it
     upstream = torch.randn(4, 14, 5)
-    model(x)  # a forward pass whose graph is dropped: the next one's backward must not depend on it
+    model(x)  # a call before: its weights (re-bound into a buffer on CUDA) must not leak into the next backward
     fused, loop = model(x), model.step_by_step(x)
     torch.testing.assert_close(fused, loop, rtol=1e-5, atol=1e-6)
     params = list(model.parameters())
